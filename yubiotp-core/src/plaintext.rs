@@ -1,0 +1,99 @@
+//! Decrypting the 16-byte block and reading its fields.
+
+use core::fmt;
+
+use aes::Aes128;
+use aes::cipher::{BlockDecrypt, KeyInit, generic_array::GenericArray};
+use zeroize::Zeroize;
+
+use crate::counter::Counter;
+use crate::crc16;
+use crate::secret::{AesKey, Ciphertext, PrivateId};
+
+/// The decrypted fields of one OTP. The private id is a secret type.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Plaintext {
+    /// The key's private id (bytes 0–5).
+    pub private_id: PrivateId,
+    /// The raw use counter word (bytes 6–7, little-endian), flag bit included.
+    pub use_counter_raw: u16,
+    /// The 24-bit 8 Hz timestamp (bytes 8–10, little-endian).
+    pub timestamp: u32,
+    /// Session counter (byte 11).
+    pub session: u8,
+    /// Random (bytes 12–13, little-endian).
+    pub random: u16,
+    /// True when the CRC over all 16 bytes leaves the residue 0xf0b8.
+    pub crc_ok: bool,
+}
+
+impl Plaintext {
+    /// Reads the fields of a decrypted block.
+    #[must_use]
+    pub fn from_block(block: &[u8; 16]) -> Self {
+        let [
+            p0,
+            p1,
+            p2,
+            p3,
+            p4,
+            p5,
+            u0,
+            u1,
+            t0,
+            t1,
+            t2,
+            session,
+            r0,
+            r1,
+            _c0,
+            _c1,
+        ] = *block;
+        Self {
+            private_id: PrivateId::from_bytes([p0, p1, p2, p3, p4, p5]),
+            use_counter_raw: u16::from_le_bytes([u0, u1]),
+            timestamp: u32::from_le_bytes([t0, t1, t2, 0]),
+            session,
+            random: u16::from_le_bytes([r0, r1]),
+            crc_ok: crc16::is_valid(block),
+        }
+    }
+
+    /// `(use counter & 0x7fff, session counter)`.
+    #[must_use]
+    pub fn counter(&self) -> Counter {
+        Counter::new(self.use_counter_raw, self.session)
+    }
+
+    /// True when bit 15 of the use counter is set: the key typed the OTP
+    /// with caps lock on.
+    #[must_use]
+    pub fn caps_lock(&self) -> bool {
+        self.use_counter_raw & 0x8000 != 0
+    }
+}
+
+impl fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plaintext")
+            .field("private_id", &self.private_id)
+            .field("counter", &self.counter())
+            .field("caps_lock", &self.caps_lock())
+            .field("timestamp", &self.timestamp)
+            .field("crc_ok", &self.crc_ok)
+            .finish_non_exhaustive()
+    }
+}
+
+/// AES-128-ECB decryption of one block, then field parsing. The CRC is
+/// checked and reported in [`Plaintext::crc_ok`], not enforced.
+#[must_use]
+pub fn decrypt(ciphertext: &Ciphertext, key: &AesKey) -> Plaintext {
+    let cipher = Aes128::new(GenericArray::from_slice(key.expose_bytes()));
+    let mut block = GenericArray::clone_from_slice(ciphertext.expose_bytes());
+    cipher.decrypt_block(&mut block);
+    let mut raw: [u8; 16] = block.into();
+    let plain = Plaintext::from_block(&raw);
+    raw.zeroize();
+    plain
+}
