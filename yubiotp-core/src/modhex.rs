@@ -130,7 +130,10 @@ mod tests {
         let mut out = [0u8; 2];
         assert_eq!(
             decode_into(b"cbdefg", &mut out),
-            Err(ModhexError::WrongLength { expected: 2, actual: 3 })
+            Err(ModhexError::WrongLength {
+                expected: 2,
+                actual: 3
+            })
         );
     }
 

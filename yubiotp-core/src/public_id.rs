@@ -24,11 +24,9 @@ impl PublicId {
     /// [`PublicIdError::TooLong`] for more than 16 bytes.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, PublicIdError> {
         let mut bytes = [0u8; 16];
-        let dst = bytes
-            .get_mut(..raw.len())
-            .ok_or(PublicIdError::TooLong {
-                chars: raw.len() * 2,
-            })?;
+        let dst = bytes.get_mut(..raw.len()).ok_or(PublicIdError::TooLong {
+            chars: raw.len() * 2,
+        })?;
         dst.copy_from_slice(raw);
         Ok(Self {
             len: u8::try_from(raw.len()).unwrap_or(u8::MAX),

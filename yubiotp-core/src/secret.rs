@@ -49,7 +49,9 @@ fn to_hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         for n in [b >> 4, b & 0x0f] {
-            s.push(char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0')));
+            s.push(char::from(
+                DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'),
+            ));
         }
     }
     s
@@ -153,7 +155,12 @@ mod tests {
             aes_key: k.clone(),
             private_id: p.clone(),
         };
-        for s in [format!("{k:?}"), format!("{p:?}"), format!("{m:?}"), format!("{m:#?}")] {
+        for s in [
+            format!("{k:?}"),
+            format!("{p:?}"),
+            format!("{m:?}"),
+            format!("{m:#?}"),
+        ] {
             assert!(s.contains("redacted"), "{s}");
             assert!(!s.to_lowercase().contains("ecde"), "{s}");
             assert!(!s.contains("8792"), "{s}");
@@ -166,7 +173,10 @@ mod tests {
     fn hex_errors() {
         assert_eq!(
             PrivateId::from_hex("8792"),
-            Err(ParseSecretError::WrongLength { expected: 12, actual: 4 })
+            Err(ParseSecretError::WrongLength {
+                expected: 12,
+                actual: 4
+            })
         );
         assert_eq!(
             PrivateId::from_hex("8792ebfe26cg"),

@@ -140,24 +140,47 @@ mod tests {
     fn distinct_errors() {
         assert_eq!(
             Token::parse(OTP, 12),
-            Err(TokenError::WrongLength { expected: 44, actual: 40 })
+            Err(TokenError::WrongLength {
+                expected: 44,
+                actual: 40
+            })
         );
-        assert_eq!(Token::parse(OTP, 7), Err(TokenError::BadIdLength { token_id_length: 7 }));
-        assert_eq!(Token::parse(OTP, 34), Err(TokenError::BadIdLength { token_id_length: 34 }));
+        assert_eq!(
+            Token::parse(OTP, 7),
+            Err(TokenError::BadIdLength { token_id_length: 7 })
+        );
+        assert_eq!(
+            Token::parse(OTP, 34),
+            Err(TokenError::BadIdLength {
+                token_id_length: 34
+            })
+        );
         let mut bad = OTP.to_string();
         bad.replace_range(10..11, "a");
-        assert_eq!(Token::parse(&bad, 8), Err(TokenError::NotModhex { position: 10 }));
+        assert_eq!(
+            Token::parse(&bad, 8),
+            Err(TokenError::NotModhex { position: 10 })
+        );
         // A multi-byte character keeps the character position and count.
         let uni = format!("é{}", &OTP[2..]);
         assert_eq!(uni.len(), 40);
         assert_eq!(
             Token::parse(&uni, 8),
-            Err(TokenError::WrongLength { expected: 40, actual: 39 })
+            Err(TokenError::WrongLength {
+                expected: 40,
+                actual: 39
+            })
         );
         let uni2 = format!("{}é", &OTP[1..]);
         assert_eq!(uni2.chars().count(), 40);
-        assert_eq!(Token::parse(&uni2, 8), Err(TokenError::NotModhex { position: 39 }));
-        assert!(matches!(Token::parse("", 12), Err(TokenError::WrongLength { .. })));
+        assert_eq!(
+            Token::parse(&uni2, 8),
+            Err(TokenError::NotModhex { position: 39 })
+        );
+        assert!(matches!(
+            Token::parse("", 12),
+            Err(TokenError::WrongLength { .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,151 @@
+//! Validation server and proxy URLs: `http(s)://host[:port][/path]`, nothing
+//! else (no user info, query or fragment).
+
+use core::fmt;
+
+/// A parsed endpoint or proxy URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    /// `https://` (else `http://`).
+    pub https: bool,
+    /// Host name or IP literal, without IPv6 brackets.
+    pub host: String,
+    /// Port (default 443 / 80).
+    pub port: u16,
+    /// Path, starting with `/`.
+    pub path: String,
+    text: String,
+}
+
+impl ServerUrl {
+    /// Parses a validation endpoint.
+    ///
+    /// # Errors
+    /// A short reason; the URL holds no secret, so it may be quoted.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (https, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("{s:?}: must start with https:// or http://"));
+        };
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) || !s.is_ascii() {
+            return Err(format!("{s:?}: spaces, control or non-ASCII characters"));
+        }
+        if rest.contains(['?', '#', '@']) {
+            return Err(format!("{s:?}: user info, query or fragment not allowed"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: unclosed IPv6 literal"))?;
+            if h.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("{s:?}: bad IPv6 literal"));
+            }
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty()
+            || (!host.contains(':')
+                && !host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        {
+            return Err(format!("{s:?}: bad host name"));
+        }
+        let port = match port {
+            None => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{s:?}: bad port"))?,
+        };
+        Ok(Self {
+            https,
+            host: host.to_ascii_lowercase(),
+            port,
+            path: path.to_string(),
+            text: s.to_string(),
+        })
+    }
+
+    /// Parses a proxy URL (`http://` or `https://` proxies only).
+    ///
+    /// # Errors
+    /// A short reason.
+    pub fn parse_proxy(s: &str) -> Result<Self, String> {
+        if s.starts_with("socks") {
+            return Err(format!("{s:?}: SOCKS proxies are not supported"));
+        }
+        Self::parse(s)
+    }
+
+    /// `host:port` as it goes in a `Host:` header or a CONNECT line.
+    #[must_use]
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses() {
+        let u = ServerUrl::parse("https://api.yubico.com/wsapi/2.0/verify").unwrap();
+        assert!(u.https);
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("api.yubico.com", 443, "/wsapi/2.0/verify")
+        );
+        let u = ServerUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.port, u.path.as_str(), u.https), (8080, "/", false));
+        let u = ServerUrl::parse("https://[::1]:9/v").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.authority()),
+            ("::1", "[::1]:9".to_string())
+        );
+        for bad in [
+            "ftp://x/",
+            "https://",
+            "https://u:p@h/",
+            "https://h/?a=b",
+            "https://h/#f",
+            "https://h:0/",
+            "https://h:99999/",
+            "https://h /",
+            "https://h_x/",
+            "api.yubico.com",
+        ] {
+            assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ServerUrl::parse_proxy("socks5://h:1080").is_err());
+    }
+}

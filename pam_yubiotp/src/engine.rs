@@ -1,0 +1,168 @@
+//! The mode policy (SPEC §1): which backend decides, and when hybrid falls
+//! back to local. Its result is a [`Verdict`]; an [`Accepted`] can only be
+//! made here, so nothing else in the crate can produce PAM_SUCCESS.
+
+use yubiotp_core::Token;
+
+use crate::backend::local::{self, LocalVerdict};
+use crate::backend::{CloudBackend, CloudVerdict};
+use crate::config::{Mode, Settings};
+use crate::host::{Level, Log};
+use crate::store::{CounterStore, KeyStore, StoreError};
+
+/// Proof that an OTP was accepted. Its field is private, so the only
+/// constructor is in this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    backend: &'static str,
+}
+
+impl Accepted {
+    /// Which backend accepted: `cloud`, `local`, or `cloud+local`.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+/// What validation concluded.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Valid and fresh; any counter commit already happened.
+    Accepted(Accepted),
+    /// A definitive no (PAM_AUTH_ERR), with the reason for the log.
+    Rejected(String),
+    /// No definitive answer (PAM_AUTHINFO_UNAVAIL), with the reason.
+    Unavailable(String),
+}
+
+fn describe_store_error(e: &StoreError) -> String {
+    if let StoreError::Open(crate::fs_policy::OpenError::PermissionDenied(p)) = e {
+        let uid = nix::unistd::geteuid();
+        if !uid.is_root() {
+            return format!(
+                "local mode needs root: {} is unreadable for uid {uid}",
+                p.display()
+            );
+        }
+    }
+    e.to_string()
+}
+
+fn open_local(settings: &Settings) -> Result<(KeyStore, CounterStore), String> {
+    let keys = KeyStore::load(&settings.local.keystore).map_err(|e| describe_store_error(&e))?;
+    let counters =
+        CounterStore::open(&settings.local.statedir).map_err(|e| describe_store_error(&e))?;
+    Ok((keys, counters))
+}
+
+fn from_local(v: LocalVerdict, token: &Token, backend: &'static str) -> Verdict {
+    match v {
+        LocalVerdict::Accepted(_) => Verdict::Accepted(Accepted { backend }),
+        LocalVerdict::Rejected(r) => Verdict::Rejected(r.to_string()),
+        LocalVerdict::NotHeld => Verdict::Unavailable(format!(
+            "key {} is mapped but not in the key store",
+            token.public_id
+        )),
+        LocalVerdict::Fault(e) => Verdict::Unavailable(describe_store_error(&e)),
+    }
+}
+
+fn local_only(settings: &Settings, token: &Token) -> Verdict {
+    match open_local(settings) {
+        Ok((keys, counters)) => {
+            from_local(local::validate(token, &keys, &counters), token, "local")
+        }
+        Err(why) => Verdict::Unavailable(why),
+    }
+}
+
+/// Validates a token whose public id is already known to be mapped to the
+/// user. `cloud` must be present in cloud and hybrid modes.
+#[must_use]
+pub fn validate(
+    settings: &Settings,
+    token: &Token,
+    cloud: Option<&dyn CloudBackend>,
+    log: &dyn Log,
+) -> Verdict {
+    if settings.mode == Mode::Local {
+        return local_only(settings, token);
+    }
+    let Some(cloud) = cloud else {
+        return Verdict::Unavailable("internal: no cloud backend".to_string());
+    };
+    let answer = cloud.verify(token);
+    match (settings.mode, answer) {
+        (_, CloudVerdict::Rejected { server, status }) => {
+            Verdict::Rejected(format!("{status} from {server}"))
+        }
+        (Mode::Cloud | Mode::Local, CloudVerdict::Ok { .. }) => {
+            Verdict::Accepted(Accepted { backend: "cloud" })
+        }
+        (Mode::Cloud | Mode::Local, CloudVerdict::NoAnswer { summary }) => {
+            Verdict::Unavailable(summary)
+        }
+        (Mode::Hybrid, CloudVerdict::Ok { server, signed, .. }) => {
+            hybrid_after_ok(settings, token, &server, signed, log)
+        }
+        (Mode::Hybrid, CloudVerdict::NoAnswer { summary }) => {
+            log.log(
+                Level::Warning,
+                &format!("no definitive cloud answer ({summary}); trying the local key store"),
+            );
+            match open_local(settings) {
+                Ok((keys, counters)) => match local::validate(token, &keys, &counters) {
+                    LocalVerdict::NotHeld => Verdict::Unavailable(format!(
+                        "{summary}; key {} is not held locally",
+                        token.public_id
+                    )),
+                    v => from_local(v, token, "local"),
+                },
+                Err(why) => Verdict::Unavailable(format!("{summary}; {why}")),
+            }
+        }
+    }
+}
+
+/// Hybrid, after a cloud `OK`: a key held locally must also pass the local
+/// check and have its counters committed before we accept, so the local
+/// fallback can never accept an OTP the cloud already saw. An unsigned OK
+/// never advances local counters on its own: the local check decides.
+fn hybrid_after_ok(
+    settings: &Settings,
+    token: &Token,
+    server: &str,
+    signed: bool,
+    log: &dyn Log,
+) -> Verdict {
+    let (keys, counters) = match open_local(settings) {
+        Ok(stores) => stores,
+        Err(why) => {
+            return Verdict::Unavailable(format!(
+                "cloud OK from {server}, but the local counters cannot be updated: {why}"
+            ));
+        }
+    };
+    let Some(key) = keys.get(&token.public_id) else {
+        return Verdict::Accepted(Accepted { backend: "cloud" });
+    };
+    match local::check_and_commit(token, key, &counters) {
+        LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {
+            backend: "cloud+local",
+        }),
+        LocalVerdict::Accepted(_) => Verdict::Accepted(Accepted { backend: "local" }),
+        LocalVerdict::Rejected(r) => {
+            log.log(
+                Level::Err,
+                &format!(
+                    "{server} accepted an OTP of {} that the local check refuses ({r}); \
+                     possible compromised or impersonated validation server",
+                    token.public_id
+                ),
+            );
+            Verdict::Rejected(format!("cloud OK overruled locally: {r}"))
+        }
+        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => from_local(v, token, "local"),
+    }
+}
