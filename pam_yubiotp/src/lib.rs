@@ -12,13 +12,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod engine;
+#[allow(unsafe_code)]
+mod ffi;
 pub mod fs_policy;
 pub mod host;
+pub mod mapping;
 pub mod outcome;
+pub mod privs;
+pub mod prompt;
 pub mod secret;
+pub mod session;
 pub mod store;
 
 #[cfg(test)]

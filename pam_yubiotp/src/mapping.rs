@@ -1,0 +1,283 @@
+//! Which keys a user may use: the central `authfile` or the per-user
+//! `~/.yubico/authorized_yubikeys`, both in yubico-pam's format
+//! `user:pubid1:pubid2:…`.
+//!
+//! Parsing rules (pure, in [`parse_mapping`]): a UTF-8 BOM at the start is
+//! skipped; `\r` before a line end is dropped; a line whose first
+//! non-blank character is `#` is a comment; fields are split on `:` and
+//! trimmed of spaces and tabs; empty fields are skipped; a user may appear
+//! on several lines. A public id field that is not valid modhex, or a line
+//! holding a NUL or invalid UTF-8, is a [`Problem`] and grants nothing.
+//! Lines are never split at any length.
+
+use std::path::{Path, PathBuf};
+
+use yubiotp_core::PublicId;
+
+use crate::fs_policy::{self, FilePolicy, OpenError, Owner};
+use crate::privs;
+
+/// One malformed line or field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong (never the line's text).
+    pub reason: String,
+}
+
+/// One user's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// 1-based line number.
+    pub line: usize,
+    /// The user name.
+    pub user: String,
+    /// Valid public ids on the line.
+    pub keys: Vec<PublicId>,
+}
+
+/// A parsed mapping file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    /// Every user line in file order.
+    pub entries: Vec<Entry>,
+    /// Malformed lines and fields.
+    pub problems: Vec<Problem>,
+}
+
+impl Mapping {
+    /// All keys mapped to `user`, deduplicated, in file order.
+    #[must_use]
+    pub fn keys_for(&self, user: &str) -> Vec<PublicId> {
+        let mut out: Vec<PublicId> = Vec::new();
+        for e in self.entries.iter().filter(|e| e.user == user) {
+            for k in &e.keys {
+                if !out.contains(k) {
+                    out.push(*k);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Parses mapping text (see the module doc for the rules).
+#[must_use]
+pub fn parse_mapping(bytes: &[u8]) -> Mapping {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut m = Mapping::default();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.contains(&0) {
+            m.problems.push(Problem {
+                line: line_no,
+                reason: "contains a NUL byte".into(),
+            });
+            continue;
+        }
+        let Ok(line) = core::str::from_utf8(raw) else {
+            m.problems.push(Problem {
+                line: line_no,
+                reason: "is not valid UTF-8".into(),
+            });
+            continue;
+        };
+        let trimmed = line.trim_matches([' ', '\t']);
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut fields = trimmed.split(':').map(|f| f.trim_matches([' ', '\t']));
+        let user = fields.next().unwrap_or("");
+        if user.is_empty() {
+            m.problems.push(Problem {
+                line: line_no,
+                reason: "has no user name".into(),
+            });
+            continue;
+        }
+        let mut keys = Vec::new();
+        for (n, field) in fields.enumerate().filter(|(_, f)| !f.is_empty()) {
+            match PublicId::from_modhex(field) {
+                Ok(id) => keys.push(id),
+                Err(e) => m.problems.push(Problem {
+                    line: line_no,
+                    reason: format!("field {} is not a public id ({e})", n + 2),
+                }),
+            }
+        }
+        m.entries.push(Entry {
+            line: line_no,
+            user: user.to_string(),
+            keys,
+        });
+    }
+    m
+}
+
+/// A user from the passwd database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passwd {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+/// What we know about a user's keys.
+#[derive(Debug)]
+pub enum KeyLookup {
+    /// The user's mapped keys (never empty).
+    Keys(Vec<PublicId>),
+    /// It is positively established that the user has no key.
+    NoKeys(String),
+    /// The user is unknown to the passwd database.
+    UnknownUser,
+    /// The mapping could not be read or trusted: never "no keys".
+    Unavailable(String),
+}
+
+/// Looks `user` up in the passwd database (NSS).
+///
+/// # Errors
+/// A transient NSS failure (not "no such user").
+pub fn lookup_user(user: &str) -> Result<Option<Passwd>, String> {
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(u)) => Ok(Some(Passwd {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir,
+        })),
+        Ok(None) => Ok(None),
+        // getpwnam_r's "not found" is unspecified by POSIX; glibc's files
+        // backend says 0, SSSD and nss_wrapper say ENOENT, some say ESRCH.
+        // Every other errno is a real failure: never "unknown user".
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ESRCH) => Ok(None),
+        Err(e) => Err(format!("passwd lookup failed: {e}")),
+    }
+}
+
+/// Largest per-user mapping file (SPEC §4).
+pub const USER_FILE_MAX: u64 = 64 << 10;
+
+/// The per-user file's path relative to the home directory.
+pub const USER_FILE: &str = ".yubico/authorized_yubikeys";
+
+fn finish(keys: Vec<PublicId>, what: &str) -> KeyLookup {
+    if keys.is_empty() {
+        KeyLookup::NoKeys(format!("no key mapped in {what}"))
+    } else {
+        KeyLookup::Keys(keys)
+    }
+}
+
+/// The keys of `pw` according to the central file `authfile`.
+#[must_use]
+pub fn keys_from_authfile(pw: &Passwd, authfile: &Path) -> KeyLookup {
+    let result = authfile
+        .parent()
+        .map_or(Ok(()), fs_policy::check_dir_chain)
+        .and_then(|()| fs_policy::read_checked(authfile, &FilePolicy::ROOT_SHARED));
+    match result {
+        Ok(bytes) => finish(
+            parse_mapping(&bytes).keys_for(&pw.name),
+            &authfile.display().to_string(),
+        ),
+        Err(e) => KeyLookup::Unavailable(format!("authfile {e}")),
+    }
+}
+
+/// The keys of `pw` according to `~/.yubico/authorized_yubikeys`, read with
+/// the user's file-system identity. Only lines naming the user count. A
+/// missing file or `.yubico` directory (with a sound home) is "no keys";
+/// anything else that goes wrong is "unavailable".
+#[must_use]
+pub fn keys_from_user_file(pw: &Passwd) -> KeyLookup {
+    if !pw.home.is_absolute() || pw.home == Path::new("/") {
+        return KeyLookup::Unavailable(format!(
+            "home directory {:?} of {} is not usable",
+            pw.home, pw.name
+        ));
+    }
+    let path = pw.home.join(USER_FILE);
+    let read = privs::as_user(pw.uid, pw.gid, || read_user_file(pw, &path));
+    match read {
+        Err(e) => KeyLookup::Unavailable(e),
+        Ok(Ok(Some(bytes))) => finish(
+            parse_mapping(&bytes).keys_for(&pw.name),
+            &path.display().to_string(),
+        ),
+        Ok(Ok(None)) => KeyLookup::NoKeys(format!("{} does not exist", path.display())),
+        Ok(Err(e)) => KeyLookup::Unavailable(e),
+    }
+}
+
+fn read_user_file(pw: &Passwd, path: &Path) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+    let owner = Owner::RootOr(pw.uid);
+    // The home directory must exist and be sound even when the file is absent,
+    // so an unmounted or broken home is never taken for "no keys".
+    for dir in [pw.home.clone(), pw.home.join(".yubico")] {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) => fs_policy::check_dir(&meta, owner, 0o022)
+                .map_err(|v| format!("{}: {v}", dir.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != pw.home => {
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        }
+    }
+    let policy = FilePolicy {
+        owner,
+        forbidden_mode: 0o022,
+        max_size: USER_FILE_MAX,
+    };
+    match fs_policy::read_checked(path, &policy) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(OpenError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PublicId {
+        PublicId::from_modhex(s).unwrap()
+    }
+
+    #[test]
+    fn yubico_pam_format() {
+        let m = parse_mapping(
+            b"\xef\xbb\xbf# comment\r\npaul:indvnvlcbdre:ldvglinuddek\r\n\n  #alice:ccccccbbbbbb\nalice :  cccccccccccb ::\npaul:cccccccccccd\ncarol:\n",
+        );
+        assert_eq!(
+            m.keys_for("paul"),
+            vec![id("indvnvlcbdre"), id("ldvglinuddek"), id("cccccccccccd")]
+        );
+        assert_eq!(m.keys_for("alice"), vec![id("cccccccccccb")]);
+        assert!(m.keys_for("carol").is_empty());
+        assert!(m.keys_for("ali").is_empty());
+        assert!(m.keys_for("").is_empty());
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn malformed_lines_grant_nothing_and_long_lines_stay_whole() {
+        let long = format!("bob:{}root:cccccccccccb\n", "x".repeat(1020));
+        let m = parse_mapping(long.as_bytes());
+        assert!(m.keys_for("root").is_empty());
+        assert!(m.keys_for("bob").is_empty());
+        assert_eq!(m.problems.len(), 1);
+        let m = parse_mapping(b"\0alice:cccccccccccb\nalice:cccccccccc\xffb\n:cccccccccccb\n");
+        assert!(m.keys_for("alice").is_empty());
+        assert_eq!(m.problems.len(), 3);
+        assert!(m.problems.iter().all(|p| !p.reason.contains("cccc")));
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing pam_yubiotp needs on Debian/Ubuntu,
+# idempotently: nothing is installed when everything is already there.
+set -euo pipefail
+
+packages=(
+  libpam0g-dev     # links the module (-lpam)
+  libpam-wrapper   # runs libpam against private service files, no root needed
+  libnss-wrapper   # private passwd/group files for test users
+  pamtester        # manual smoke tests and benchmarks
+  strace           # crash-injection tests (kill at the real rename syscall)
+  gcc              # the C test application
+  make
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (rustup) first" >&2
+  exit 1
+fi
+
+# pam_wrapper leaves /tmp/pam.<c> behind when a wrapped process is killed;
+# 62 stale ones make every wrapped run fail.
+find /tmp -maxdepth 1 -name 'pam.?' -type d -user "$(id -u)" -mmin +60 -exec rm -rf {} + 2>/dev/null || true
