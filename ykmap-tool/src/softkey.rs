@@ -165,7 +165,7 @@ mod tests {
         SoftKey {
             public_id: PublicId::from_modhex("vvcccccccccb").unwrap(),
             key: KeyMaterial {
-                aes_key: AesKey::from_hex("00010203040506070809a1b2c3d4e5f6").unwrap(),
+                aes_key: AesKey::from_hex("000102030405060708090a0b0c0d0e0f").unwrap(),
                 private_id: PrivateId::from_hex("a1b2c3d4e5f6").unwrap(),
             },
             last: Counter::default(),
