@@ -28,10 +28,16 @@ pub struct NewFile {
 
 /// The name pieces of a target file: its directory and file name.
 fn split(path: &Path) -> CliResult<(PathBuf, String)> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| CliError::input(format!("{}: not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => {
+            return Err(CliError::input(format!(
+                "{}: not a file path",
+                path.display()
+            )));
+        }
+    };
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -51,8 +51,13 @@ pub fn validate_user(user: &str) -> CliResult<()> {
 /// An input error naming the id (public ids are not secret).
 pub fn parse_pubid(text: &str, token_id_length: usize) -> CliResult<PublicId> {
     let shown = pam_yubiotp::audit::escape(text, 40);
-    let id = PublicId::from_modhex(text)
-        .map_err(|e| CliError::input(format!("invalid public id {shown:?}: {e}")))?;
+    let id = PublicId::from_modhex(text).map_err(|e| {
+        let why = match e {
+            yubiotp_core::PublicIdError::Modhex(m) => m.to_string(),
+            other => other.to_string(),
+        };
+        CliError::input(format!("invalid public id {shown:?}: {why}"))
+    })?;
     if id.is_empty() {
         return Err(CliError::input("invalid public id \"\": empty"));
     }

@@ -186,8 +186,13 @@ pub fn run_serial(args: &SerialArgs) -> CliResult {
         println!("{}", serial_to_public_id(serial));
         return Ok(());
     }
-    let id = PublicId::from_modhex(v)
-        .map_err(|e| CliError::input(format!("neither a serial number nor a public id: {e}")))?;
+    let id = PublicId::from_modhex(v).map_err(|e| {
+        let why = match e {
+            yubiotp_core::PublicIdError::Modhex(m) => m.to_string(),
+            other => other.to_string(),
+        };
+        CliError::input(format!("neither a serial number nor a public id: {why}"))
+    })?;
     match public_id_to_serial(&id) {
         Some(serial) => {
             println!("{serial}");
