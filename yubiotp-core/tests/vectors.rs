@@ -434,8 +434,10 @@ fn serial_rejects_non_factory_ids() {
     for id in [
         "dteffuje",
         "cbcdcecfcgch",
-        "cccbccdbjrgf",
+        "cccbccdbjrgf", // second byte not zero
+        "cbccccdbjrgf", // first byte not zero
         "ccccccdbjrgfcc",
+        "ccccccdbjr",
         "",
     ] {
         assert_eq!(
