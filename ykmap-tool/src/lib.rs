@@ -7,7 +7,7 @@
 //! main ─► cli (clap) ─► settings::load (config::load_file + resolve)
 //!      ─► cmd::{map, key, otp, verify, check, softkey}
 //!           map ─► mapedit (pure, over mapping::parse_mapping) ─► edit (lock, temp, rename)
-//!           key ─► import (pure parsers) ─► store::{KeyStore, CounterStore}
+//!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
 //! ```
@@ -23,7 +23,6 @@ pub mod input;
 pub mod mapedit;
 pub mod settings;
 pub mod softkey;
-pub mod store;
 pub mod tty;
 
 use cli::{Cli, Command};

@@ -13,7 +13,7 @@ use crate::cmd::map::read_central;
 use crate::error::{CliError, CliResult};
 use crate::note;
 use crate::settings;
-use crate::store::{CounterStore, KeyStore, StoreError};
+use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// Runs `check`.
 ///
@@ -143,7 +143,7 @@ fn check_local(
         return;
     };
     for id in ks.ids() {
-        match counters.read(id) {
+        match counters.read(&id) {
             Ok(_) => {}
             Err(StoreError::StateMissing { .. }) => problems.push(format!(
                 "key {id}: no counter state (the module refuses it; run `ykmap counter reset \

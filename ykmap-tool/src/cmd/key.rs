@@ -22,8 +22,8 @@ use crate::import;
 use crate::input::{SecretInput, read_input};
 use crate::mapedit::parse_pubid;
 use crate::settings::Loaded;
-use crate::store::{CounterStore, KeyStore, StoreError};
 use crate::{note, warn};
+use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// A store fault as a failure (exit 1); store messages never hold secrets.
 #[must_use]
@@ -250,8 +250,8 @@ fn list(settings: &Settings) -> CliResult {
     for id in ks.ids() {
         println!(
             "{id}  serial={}  {}",
-            serial_text(id),
-            state_text(counters.as_ref(), id)
+            serial_text(&id),
+            state_text(counters.as_ref(), &id)
         );
     }
     Ok(())
@@ -380,13 +380,7 @@ fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult 
                  between)"
             )));
         }
-        Err(StoreError::Corrupt { .. }) if force => {
-            warn(&format!("{id}: replacing corrupt counter state"));
-            let _ = counters.remove(&id);
-            counters.init(&id, c).map_err(|e| store_failed(&e))?;
-            None
-        }
-        Err(e @ StoreError::Corrupt { .. }) => {
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Open(OpenError::Untrusted(..)))) => {
             return Err(CliError::failed(format!(
                 "{e}; the last accepted counters are unknown: rerun with --force to replace \
                  the state with this OTP's counters"

@@ -10,7 +10,7 @@ use crate::cmd::key::load_keystore;
 use crate::error::{CliError, CliResult};
 use crate::input::SecretInput;
 use crate::settings::Loaded;
-use crate::store::{CounterStore, StoreError};
+use pam_yubiotp::store::{CounterStore, StoreError};
 
 fn id_length_for(otp: &str, configured: usize) -> CliResult<usize> {
     let n = otp.chars().count();

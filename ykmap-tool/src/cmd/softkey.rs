@@ -24,7 +24,7 @@ use crate::error::{CliError, CliResult};
 use crate::mapedit::parse_pubid;
 use crate::settings;
 use crate::softkey::{MAX_FILE, SoftKey};
-use crate::store::{CounterStore, KeyStore, StoreError};
+use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// `n` random bytes from the kernel.
 ///
