@@ -46,8 +46,12 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         Err(e) => {
             if cfg_err.is_none() {
                 problems.push(e.to_string());
+                loaded.mode()
+            } else {
+                // The file did not load: its mode is unknown, so audit
+                // everything.
+                None
             }
-            loaded.mode()
         }
     };
     let settings = match loaded.paths() {
@@ -95,7 +99,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     }
 
     // The key store and counter state (local and hybrid modes).
-    if mode.is_some_and(Mode::uses_local) {
+    if mode.is_none_or(Mode::uses_local) {
         check_local(&settings, &mapped, &mut problems);
     } else {
         note("cloud mode: the key store and counter state are not used");
