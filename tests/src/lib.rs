@@ -136,7 +136,8 @@ impl TestKey {
         mint_token(&self.id, &self.key, c, false, 0x12_3456, 0xbeef)
     }
 
-    /// The next OTP (session counter + 1).
+    /// The next OTP (session counter + 1). Not an iterator: it never ends.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> String {
         self.counter = self.counter.next_otp().unwrap();
         self.otp_at(self.counter)
