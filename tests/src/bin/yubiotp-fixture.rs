@@ -7,7 +7,12 @@
 //!                     [--url URL --id N --key BASE64] [--module PATH]
 //!
 //! Prints shell `export` lines for running pamtester against it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::fs;
 use std::io::Write as _;
@@ -47,7 +52,10 @@ fn main() {
     fs::create_dir_all(&home).unwrap();
     fs::write(
         dir.join("passwd"),
-        format!("root:x:0:0:root:/root:/bin/sh\nalice:x:2001:2001:alice:{}:/bin/sh\n", home.display()),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:2001:2001:alice:{}:/bin/sh\n",
+            home.display()
+        ),
     )
     .unwrap();
     fs::write(dir.join("group"), "root:x:0:\nalice:x:2001:\n").unwrap();
@@ -62,7 +70,11 @@ fn main() {
     let counters = CounterStore::open(&state).unwrap();
     let _ = counters.remove(&k.id);
     counters.init(&k.id, Counter::new(1, 0)).unwrap();
-    write_mode(&etc.join("authorized_yubikeys"), format!("alice:{}\n", k.id).as_bytes(), 0o644);
+    write_mode(
+        &etc.join("authorized_yubikeys"),
+        format!("alice:{}\n", k.id).as_bytes(),
+        0o644,
+    );
 
     let mut conf = format!(
         "mode = \"{mode}\"\nauthfile = \"{e}/authorized_yubikeys\"\n[local]\nkeystore = \"{e}/keys\"\nstatedir = \"{s}\"\n",
@@ -86,7 +98,11 @@ fn main() {
     let module = module.unwrap_or_else(yubiotp_tests::module_path);
     fs::write(
         svc.join("yubiotp"),
-        format!("auth required {} config={}/yubiotp.toml\n", module.display(), etc.display()),
+        format!(
+            "auth required {} config={}/yubiotp.toml\n",
+            module.display(),
+            etc.display()
+        ),
     )
     .unwrap();
     fs::write(svc.join("permit"), "auth required pam_permit.so\n").unwrap();
@@ -97,7 +113,10 @@ fn main() {
         writeln!(f, "{}", k.next()).unwrap();
     }
     println!("export LD_PRELOAD={PAM_WRAPPER}:{NSS_WRAPPER}");
-    println!("export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR={}", svc.display());
+    println!(
+        "export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR={}",
+        svc.display()
+    );
     println!(
         "export NSS_WRAPPER_PASSWD={} NSS_WRAPPER_GROUP={}",
         dir.join("passwd").display(),
