@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100}
 scripts/setup.sh
-cargo build --release -q -p pam_yubiotp -p yubiotp-tests --bins
+cargo build --release -q -p pam_yubiotp
+cargo build --release -q -p yubiotp-tests --bins
 so=target/release/libpam_yubiotp.so
 dir=target/bench-local
 rm -rf "$dir"
