@@ -87,6 +87,10 @@ fn benign_format_variations_are_accepted() {
     // Chunked transfer coding.
     let m = MockServer::start(Config::new(Behavior::Ok).key(&test_key()).chunked()).unwrap();
     assert_ok_from(&verify(&settings(&[m.url()])).0, &m.url());
+    // No Content-Length: the body ends with the connection.
+    let m =
+        MockServer::start(Config::new(Behavior::Ok).key(&test_key()).close_delimited()).unwrap();
+    assert_ok_from(&verify(&settings(&[m.url()])).0, &m.url());
     // LF line endings and an extra signed field (privacyIDEA's ttype).
     let m = mock(Behavior::ExtraField);
     assert_ok_from(&verify(&settings(&[m.url()])).0, &m.url());
@@ -308,4 +312,16 @@ fn unresolvable_host_is_not_definitive() {
     ]));
     assert_no_answer(&v);
     assert!(log.text().contains("DNS"), "{}", log.text());
+}
+
+#[test]
+fn absurd_and_zero_timeouts_do_not_panic() {
+    let m = mock(Behavior::Ok);
+    let mut s = settings(&[m.url()]);
+    s.timeout = Duration::MAX;
+    assert_ok_from(&verify(&s).0, &m.url());
+    s.timeout = Duration::ZERO;
+    let (v, _, took) = verify(&s);
+    assert_no_answer(&v);
+    assert!(took < Duration::from_secs(10));
 }

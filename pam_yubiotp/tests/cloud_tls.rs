@@ -139,9 +139,18 @@ fn behaviours_over_tls() {
     let m = MockServer::start(
         Config::new(Behavior::Ok)
             .key(&test_key())
-            .tls(cfg)
+            .tls(cfg.clone())
             .chunked()
             .dribble_ms(1),
+    )
+    .unwrap();
+    assert_ok_from(&verify(&with_cafile(&[m.url()])).0, &m.url());
+    // A close-delimited body ends with the server's close_notify.
+    let m = MockServer::start(
+        Config::new(Behavior::Ok)
+            .key(&test_key())
+            .tls(cfg)
+            .close_delimited(),
     )
     .unwrap();
     assert_ok_from(&verify(&with_cafile(&[m.url()])).0, &m.url());

@@ -96,6 +96,9 @@ pub struct Config {
     pub counter: (u16, u8),
     /// Frame bodies with chunked transfer coding instead of Content-Length.
     pub chunked: bool,
+    /// Send no Content-Length: the body ends when the connection closes
+    /// (after a TLS close_notify on HTTPS).
+    pub close_delimited: bool,
     /// With a key: answer `BAD_SIGNATURE` to requests whose `h` is wrong.
     pub require_signature: bool,
     /// The server stops by itself after this long.
@@ -114,6 +117,7 @@ impl Config {
             tls: None,
             counter: (19, 3),
             chunked: false,
+            close_delimited: false,
             require_signature: false,
             max_lifetime: Duration::from_secs(300),
         }
@@ -158,6 +162,13 @@ impl Config {
     #[must_use]
     pub fn chunked(mut self) -> Self {
         self.chunked = true;
+        self
+    }
+
+    /// Sends no Content-Length; the body ends with the connection.
+    #[must_use]
+    pub fn close_delimited(mut self) -> Self {
+        self.close_delimited = true;
         self
     }
 
@@ -667,9 +678,22 @@ enum Mode {
     Reset,
 }
 
-fn http_response(code: u16, reason: &str, extra: &str, body: &[u8], chunked: bool) -> Vec<u8> {
+/// How a body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length,
+    Chunked,
+    Close,
+}
+
+fn http_response(code: u16, reason: &str, extra: &str, body: &[u8], framing: Framing) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\n{extra}");
-    if chunked {
+    if framing == Framing::Close {
+        out.push_str("Connection: close\r\n\r\n");
+        let mut v = out.into_bytes();
+        v.extend_from_slice(body);
+        v
+    } else if framing == Framing::Chunked {
         out.push_str("Transfer-Encoding: chunked\r\n\r\n");
         let mut v = out.into_bytes();
         for part in body.chunks(7) {
@@ -732,12 +756,14 @@ fn respond(rec: &Record, cfg: &Config) -> (Vec<u8>, Mode) {
         ]);
         v
     };
-    let ok200 = |body: Vec<u8>| {
-        (
-            http_response(200, "OK", "", &body, cfg.chunked),
-            Mode::Answer,
-        )
+    let framing = if cfg.close_delimited {
+        Framing::Close
+    } else if cfg.chunked {
+        Framing::Chunked
+    } else {
+        Framing::Length
     };
+    let ok200 = |body: Vec<u8>| (http_response(200, "OK", "", &body, framing), Mode::Answer);
 
     if cfg.require_signature
         && matches!(
@@ -810,11 +836,17 @@ fn respond(rec: &Record, cfg: &Config) -> (Vec<u8>, Mode) {
             ok200(body)
         }
         Behavior::Http(code) => (
-            http_response(*code, "Scripted", "", b"scripted error\n", false),
+            http_response(*code, "Scripted", "", b"scripted error\n", Framing::Length),
             Mode::Answer,
         ),
         Behavior::Redirect(loc) => (
-            http_response(302, "Found", &format!("Location: {loc}\r\n"), b"", false),
+            http_response(
+                302,
+                "Found",
+                &format!("Location: {loc}\r\n"),
+                b"",
+                Framing::Length,
+            ),
             Mode::Answer,
         ),
         Behavior::Hang | Behavior::NeverAccept => (Vec::new(), Mode::Hang),

@@ -8,7 +8,8 @@
 //!             --wrong-otp | --no-nonce | --duplicate-status |
 //!             --extra-field | --garbage | --huge-body N | --http-status N |
 //!             --http-500 | --redirect URL | --empty-key-status S]
-//!            [--counter USE:SESSION] [--chunked] [--require-signature]
+//!            [--counter USE:SESSION] [--chunked | --close-delimited]
+//!            [--require-signature]
 //!            [--tls-dir DIR [--cert good|expired|wrong-host|unknown-ca|not-ca-issuer]]
 //!            [--port-file PATH] [--log-file PATH] [--max-secs N]
 //! ```
@@ -106,6 +107,7 @@ fn main() -> ExitCode {
                     );
                 }
                 "--chunked" => cfg.chunked = true,
+                "--close-delimited" => cfg.close_delimited = true,
                 "--require-signature" => cfg.require_signature = true,
                 "--tls-dir" => tls_dir = Some(value("--tls-dir")?.into()),
                 "--cert" => {

@@ -174,7 +174,7 @@ enum Framing {
 }
 
 /// Incremental reader of one response: feed it bytes, ask if it is done.
-#[derive(Debug)]
+/// `Debug` shows sizes only (the body echoes the OTP).
 pub struct ResponseReader {
     cap: usize,
     buf: Vec<u8>,
@@ -192,13 +192,32 @@ enum ChunkState {
     Done,
 }
 
-/// The outcome of feeding bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for ResponseReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseReader")
+            .field("cap", &self.cap)
+            .field("buffered", &self.buf.len())
+            .field("body", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of feeding bytes. `Debug` shows the body's size only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Progress {
     /// Need more bytes.
     More,
     /// The 200 body, complete.
     Body(Vec<u8>),
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::More => f.write_str("More"),
+            Self::Body(b) => write!(f, "Body([{} bytes])", b.len()),
+        }
+    }
 }
 
 impl ResponseReader {
@@ -541,6 +560,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_sizes_only() {
+        let mut r = ResponseReader::new(4096);
+        r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\notp=secretotp")
+            .unwrap();
+        let d = format!("{r:?}");
+        assert!(!d.contains("secretotp"), "{d}");
+        assert!(d.contains("body: 13"), "{d}");
+    }
+
+    #[test]
     fn connect_replies() {
         assert_eq!(connect_reply(b"HTTP/1.1 200 Conn"), Ok(None));
         assert_eq!(
@@ -551,5 +580,41 @@ mod tests {
             connect_reply(b"HTTP/1.1 407 Proxy Auth\r\n\r\n"),
             Err(HttpError::Status(407))
         );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn reader_never_panics_and_respects_the_cap(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            prefix in prop_oneof![
+                Just(&b""[..]),
+                Just(&b"HTTP/1.1 200 OK\r\n\r\n"[..]),
+                Just(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..]),
+                Just(&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"[..]),
+            ],
+        ) {
+            let mut r = ResponseReader::new(256);
+            let mut all = vec![prefix.to_vec()];
+            all.extend(chunks);
+            for c in all {
+                match r.feed(&c) {
+                    Ok(Progress::More) => {}
+                    Ok(Progress::Body(b)) => {
+                        prop_assert!(b.len() <= 256);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Ok(b) = r.finish() {
+                prop_assert!(b.len() <= 256);
+            }
+        }
     }
 }

@@ -790,3 +790,51 @@ mod tests {
         assert!(!format!("{a:?}").contains(&r.otp));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(a) = Answer::parse(&body) {
+                let _ = a.signature(b"k");
+                let _ = a.counter();
+                let req = Request { id: 1, otp: "x".into(), nonce: "y".into() };
+                let _ = judge(&a, &req, Some(b"k"));
+                let _ = judge(&a, &req, None);
+            }
+        }
+
+        #[test]
+        fn signature_covers_exactly_the_keys_received(
+            pairs in proptest::collection::btree_map("[a-z]{1,8}", "[ -~&&[^=]]{0,20}", 1..8),
+            key in proptest::collection::vec(any::<u8>(), 1..40),
+            tamper in any::<prop::sample::Index>(),
+        ) {
+            let mut pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "h").collect();
+            pairs.push(("status".into(), "OK".into()));
+            pairs.sort();
+            pairs.dedup_by(|a, b| a.0 == b.0);
+            let h = sign(&key, &canonical(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+            // Any order of lines, LF or CRLF: valid.
+            let mut body: String = pairs.iter().rev().map(|(k, v)| format!("{k}={v}\r\n")).collect();
+            body.push_str(&format!("h={h}\n"));
+            let a = Answer::parse(body.as_bytes()).unwrap();
+            prop_assert_eq!(a.signature(&key), Signature::Valid);
+            // Dropping any one key breaks it.
+            let drop = tamper.index(pairs.len());
+            let short: String = pairs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != drop)
+                .map(|(_, (k, v))| format!("{k}={v}\n"))
+                .collect();
+            if let Ok(a) = Answer::parse(format!("{short}h={h}\n").as_bytes()) {
+                prop_assert_eq!(a.signature(&key), Signature::Invalid);
+            }
+        }
+    }
+}

@@ -44,13 +44,21 @@ const RESOLVER_TICK: Duration = Duration::from_millis(5);
 /// Reads per socket per wake-up before giving the others a turn.
 const READS_PER_WAKE: usize = 16;
 
-/// One exchange: a GET of `url` with `query`.
-#[derive(Debug)]
+/// One exchange: a GET of `url` with `query`. `Debug` omits the query.
 pub struct Exchange<'a> {
     /// The server.
     pub url: &'a ServerUrl,
     /// The query string (holds the OTP: wiped on drop, never logged).
     pub query: Zeroizing<String>,
+}
+
+impl fmt::Debug for Exchange<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("url", &self.url.to_string())
+            .field("query", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Settings shared by all exchanges of one call.
@@ -276,15 +284,18 @@ impl Conn<'_> {
             State::Connecting | State::ProxySend => PollFlags::POLLOUT,
             State::ProxyRecv => PollFlags::POLLIN,
             State::Exchange => {
-                let wants_write = match &self.tls {
-                    Some(t) => t.wants_write(),
-                    None => self.sent < self.request.len(),
+                let (wants_read, wants_write) = match &self.tls {
+                    Some(t) => (t.wants_read(), t.wants_write()),
+                    None => (true, self.sent < self.request.len()),
                 };
-                if wants_write {
-                    PollFlags::POLLIN | PollFlags::POLLOUT
-                } else {
-                    PollFlags::POLLIN
+                let mut f = PollFlags::empty();
+                if wants_read {
+                    f |= PollFlags::POLLIN;
                 }
+                if wants_write {
+                    f |= PollFlags::POLLOUT;
+                }
+                f
             }
             State::Resolving | State::Done => PollFlags::empty(),
         }
@@ -380,12 +391,12 @@ impl Conn<'_> {
                     return self.connect_next(now, deadline);
                 };
                 match socket::getsockopt(sock, sockopt::SocketError) {
+                    Ok(0) if revents.intersects(PollFlags::POLLOUT) => self.connected(tls),
                     Ok(0) => {
-                        if revents.intersects(PollFlags::POLLOUT) {
-                            self.connected(tls)
-                        } else {
-                            None
-                        }
+                        // Hang-up or error without a pending error code:
+                        // give up on this address rather than spin.
+                        self.last_connect_error = Some("connection failed".into());
+                        self.connect_next(now, deadline)
                     }
                     Ok(errno) => {
                         self.last_connect_error =
@@ -597,6 +608,14 @@ fn literal_addrs(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
 
 type Resolved = (String, Result<Vec<SocketAddr>, String>);
 
+/// The system resolver (`getaddrinfo`: /etc/hosts, nsswitch, DNS).
+fn resolve(host: &str) -> Result<Vec<SocketAddr>, String> {
+    (host, 0u16)
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .map_err(|e| e.to_string())
+}
+
 /// Runs every exchange until `on_done` says stop, all are finished, or the
 /// deadline passes. `on_done(i, result)` is called once per finished
 /// exchange `i`, with the complete 200 body or the failure.
@@ -618,7 +637,8 @@ pub fn run(
             };
             let absolute = opts.proxy.is_some() && !ex.url.https;
             let request = Zeroizing::new(http::get_request(ex.url, &ex.query, absolute));
-            let key = format!("{host}\0{port}");
+            // One resolver per distinct name; the port is applied afterwards.
+            let key = host.clone();
             let mut conn = Conn {
                 url: ex.url,
                 resolver_key: key.clone(),
@@ -644,21 +664,20 @@ pub fn run(
                 }
             } else if !asked.contains(&key) {
                 asked.push(key.clone());
-                let tx = tx.clone();
+                let thread_tx = tx.clone();
+                let thread_key = key.clone();
+                let thread_host = host.clone();
                 let spawned = std::thread::Builder::new()
                     .name("pam_yubiotp-dns".into())
                     .spawn_scoped(scope, move || {
-                        let res = (host.as_str(), port)
-                            .to_socket_addrs()
-                            .map(Iterator::collect)
-                            .map_err(|e| e.to_string());
-                        let _ = tx.send((key, res));
+                        let _ = thread_tx.send((thread_key, resolve(&thread_host)));
                     });
                 match spawned {
                     Ok(h) => handles.push(h),
-                    Err(e) => {
-                        early.push((i, Failure::Internal(format!("cannot start resolver: {e}"))));
-                        conn.state = State::Done;
+                    // No thread to be had (RLIMIT_NPROC, memory): resolve
+                    // inline; this blocks as long as getaddrinfo takes.
+                    Err(_) => {
+                        let _ = tx.send((key, resolve(&host)));
                     }
                 }
             }
@@ -859,6 +878,16 @@ mod tests {
         let e = (&c).write(b"x").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
         assert!(sfd.read_signal().unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_hides_the_query() {
+        let url = ServerUrl::parse("https://h/v").unwrap();
+        let ex = Exchange {
+            url: &url,
+            query: Zeroizing::new("otp=secretotp".into()),
+        };
+        assert!(!format!("{ex:?}").contains("secretotp"));
     }
 
     #[test]
