@@ -97,7 +97,9 @@ fn proxy_failures_are_not_definitive() {
     assert!(log.text().contains("connection refused"), "{}", log.text());
     // https:// proxies are not supported: said so, nothing sent.
     let mut s = settings(&[m.url()]);
-    s.proxy = Some(ServerUrl::parse_proxy("https://127.0.0.1:3128").unwrap());
+    // The config refuses them; the transport refuses them too (defence in depth).
+    assert!(ServerUrl::parse_proxy("https://127.0.0.1:3128").is_err());
+    s.proxy = Some(ServerUrl::parse("https://127.0.0.1:3128").unwrap());
     let (v, log, _) = verify(&s);
     assert_no_answer(&v);
     assert!(
