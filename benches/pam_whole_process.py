@@ -5,9 +5,9 @@ extra maximum resident memory of the host process.
 
 usage: pam_whole_process.py ENV_FILE OTPS_FILE SERVICE BASELINE_SERVICE [N]
 
-ENV_FILE holds `export K=V` lines (yubiotp-fixture's output). Each run of
-SERVICE consumes the next OTP from OTPS_FILE; BASELINE_SERVICE gets the same
-stdin but does not read it.
+ENV_FILE holds `export K=V` lines (yubiotp-fixture's output). Every run, of
+either service, is given the next fresh OTP from OTPS_FILE on stdin (a
+baseline such as pam_permit.so just does not read it).
 """
 import os, statistics, sys, time
 
@@ -68,8 +68,8 @@ def main():
     n = int(sys.argv[5]) if len(sys.argv) > 5 else 50
     env = load_env(env_file)
     otps = [l.strip() for l in open(otps_file) if l.strip()]
-    if len(otps) < n + 11:
-        sys.exit(f"need {n + 11} OTPs, have {len(otps)}")
+    if len(otps) < 2 * n + 21:
+        sys.exit(f"need {2 * n + 21} OTPs, have {len(otps)}")
     ours, base, rss_ours, rss_base = [], [], [], []
     one(env, service, otps.pop(0) + "\n")  # warm the page cache
     for i in range(n):
@@ -77,14 +77,16 @@ def main():
         if rc != 0:
             sys.exit(f"run {i}: {service} failed (exit {rc}); not a valid measurement")
         ours.append(t)
-        t, rss, rc = one(env, baseline, "x\n")
+        t, rss, rc = one(env, baseline, otps.pop(0) + "\n")
+        if rc != 0:
+            sys.exit(f"run {i}: {baseline} failed (exit {rc}); not a valid measurement")
         base.append(t)
     # Max RSS through GNU time: a child forked from this (large) Python
     # process would count Python's pages in its own high-water mark.
     timer = ["/usr/bin/time", "-f", "%M"]
     for _ in range(10):
         rss_ours.append(one(env, service, otps.pop(0) + "\n", argv0=timer)[1])
-        rss_base.append(one(env, baseline, "x\n", argv0=timer)[1])
+        rss_base.append(one(env, baseline, otps.pop(0) + "\n", argv0=timer)[1])
     mo, mb = statistics.median(ours), statistics.median(base)
     print(f"runs each: {n} (alternating)")
     print(f"{service:>12}: median {mo*1000:.2f} ms  (min {min(ours)*1000:.2f}, max {max(ours)*1000:.2f})")
