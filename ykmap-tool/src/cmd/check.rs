@@ -15,17 +15,29 @@ use crate::note;
 use crate::settings;
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
+/// `--online`: asks each validation server about a dummy OTP.
+fn online(s: &pam_yubiotp::config::Settings, problems: &mut Vec<String>) {
+    if !s.mode.uses_cloud() {
+        note(&format!(
+            "--online: mode={} asks no validation server",
+            s.mode.name()
+        ));
+        return;
+    }
+    for r in pam_yubiotp::backend::cloud::probe::probe(&s.cloud, s.token_id_length) {
+        if r.ok {
+            println!("{}: {}", r.url, r.detail);
+        } else {
+            problems.push(format!("{}: {}", r.url, r.detail));
+        }
+    }
+}
+
 /// Runs `check`.
 ///
 /// # Errors
-/// Problems found (exit 1); `--online` (exit 2, not available yet).
+/// Problems found (exit 1).
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
-    if args.online {
-        return Err(CliError::input(
-            "check --online: not available yet (the cloud client does not expose a probe); \
-             run `ykmap check` without --online",
-        ));
-    }
     let mut problems: Vec<String> = Vec::new();
     let (loaded, cfg_err) = settings::load_for_check(g)?;
     match &cfg_err {
@@ -40,6 +52,9 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         Ok(s) => {
             for w in &s.warnings {
                 note(w);
+            }
+            if args.online {
+                online(&s, &mut problems);
             }
             Some(s.mode)
         }

@@ -24,6 +24,7 @@
 //! ([`http`]) is a few hundred lines with hard caps.
 
 pub mod http;
+pub mod probe;
 pub mod protocol;
 pub mod tls;
 pub mod transport;

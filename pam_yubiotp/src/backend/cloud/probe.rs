@@ -1,0 +1,90 @@
+//! `ykmap check --online`: ask each validation server about a well-formed
+//! dummy OTP that no key ever typed, one server at a time, through the same
+//! code path as a login.
+//!
+//! A `BAD_OTP` (or `REPLAYED_OTP`) answer echoing our OTP means the server
+//! is reachable and accepted our client id and request signature: a
+//! Validation Protocol 2.0 server checks `id` and `h` before it looks at the
+//! OTP. Anything else is a problem worth an admin's attention.
+
+use std::cell::RefCell;
+
+use yubiotp_core::{CIPHERTEXT_CHARS, Token};
+
+use super::CloudValidator;
+use crate::backend::{CloudBackend, CloudVerdict};
+use crate::config::CloudSettings;
+use crate::host::{Level, Log};
+
+/// What one server said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// The URL (no query string).
+    pub url: String,
+    /// True when the server answered as a correctly configured one should.
+    pub ok: bool,
+    /// One line for the admin.
+    pub detail: String,
+}
+
+#[derive(Default)]
+struct Collect(RefCell<Vec<(Level, String)>>);
+
+impl Log for Collect {
+    fn log(&self, level: Level, line: &str) {
+        self.0.borrow_mut().push((level, line.to_string()));
+    }
+}
+
+/// The dummy OTP: public id and ciphertext all `c` (zero bytes).
+fn dummy_token(token_id_length: usize) -> Option<Token> {
+    let text = "c".repeat(token_id_length + CIPHERTEXT_CHARS);
+    Token::parse(&text, token_id_length).ok()
+}
+
+/// Probes every URL of `settings`, one at a time.
+#[must_use]
+pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeReport> {
+    let Some(token) = dummy_token(token_id_length) else {
+        return vec![ProbeReport {
+            url: "-".into(),
+            ok: false,
+            detail: format!("token_id_length {token_id_length} is not usable"),
+        }];
+    };
+    settings
+        .urls
+        .iter()
+        .map(|url| {
+            let mut one = settings.clone();
+            one.urls = vec![url.clone()];
+            let log = Collect::default();
+            let verdict = CloudValidator::new(&one, &log, false).verify(&token);
+            let (ok, detail) = match verdict {
+                CloudVerdict::Rejected { status, .. } => (
+                    true,
+                    format!("reachable; client id and request signature accepted ({status} for a dummy OTP, as expected)"),
+                ),
+                CloudVerdict::Ok { .. } => (
+                    false,
+                    "the server ACCEPTED a dummy OTP: it cannot be trusted".to_string(),
+                ),
+                CloudVerdict::NoAnswer { summary } => {
+                    let worst = log
+                        .0
+                        .borrow()
+                        .iter()
+                        .filter(|(l, _)| *l <= Level::Warning)
+                        .map(|(_, line)| line.trim_start_matches("cloud: ").to_string())
+                        .next_back();
+                    (false, worst.unwrap_or(summary))
+                }
+            };
+            ProbeReport {
+                url: url.to_string(),
+                ok,
+                detail,
+            }
+        })
+        .collect()
+}
