@@ -22,6 +22,9 @@ use crate::privs;
 pub struct Problem {
     /// 1-based line number.
     pub line: usize,
+    /// The user the line names, when it can be told (not for a line with a
+    /// NUL byte or invalid UTF-8, which could belong to anyone).
+    pub user: Option<String>,
     /// What is wrong (never the line's text).
     pub reason: String,
 }
@@ -73,6 +76,7 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
         if raw.contains(&0) {
             m.problems.push(Problem {
                 line: line_no,
+                user: None,
                 reason: "contains a NUL byte".into(),
             });
             continue;
@@ -80,6 +84,7 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
         let Ok(line) = core::str::from_utf8(raw) else {
             m.problems.push(Problem {
                 line: line_no,
+                user: None,
                 reason: "is not valid UTF-8".into(),
             });
             continue;
@@ -93,6 +98,7 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
         if user.is_empty() {
             m.problems.push(Problem {
                 line: line_no,
+                user: None,
                 reason: "has no user name".into(),
             });
             continue;
@@ -103,6 +109,7 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
                 Ok(id) => keys.push(id),
                 Err(e) => m.problems.push(Problem {
                     line: line_no,
+                    user: Some(user.to_string()),
                     reason: format!("field {} is not a public id ({e})", n + 2),
                 }),
             }
@@ -169,24 +176,54 @@ pub const USER_FILE_MAX: u64 = 64 << 10;
 /// The per-user file's path relative to the home directory.
 pub const USER_FILE: &str = ".yubico/authorized_yubikeys";
 
-fn finish(keys: Vec<PublicId>, what: &str) -> KeyLookup {
-    if keys.is_empty() {
+/// Turns a parsed file into a lookup for `user`. "No keys" must be positive
+/// knowledge: when the user has no valid key but a malformed line names them
+/// (a typo, an inline comment) or cannot be attributed to anyone (NUL,
+/// invalid UTF-8, no user name), the mapping is unavailable, never "no
+/// keys" — with `nullok` that would silently drop the second factor.
+fn finish(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
+    let (keys, wrong_length): (Vec<PublicId>, Vec<PublicId>) = mapping
+        .keys_for(user)
+        .into_iter()
+        .partition(|k| k.len_chars() == token_id_length);
+    if !keys.is_empty() {
+        return KeyLookup::Keys(keys);
+    }
+    let mut doubtful: Vec<String> = mapping
+        .problems
+        .iter()
+        .filter(|p| p.user.as_deref().is_none_or(|u| u == user))
+        .map(|p| format!("line {} {}", p.line, p.reason))
+        .collect();
+    doubtful.extend(wrong_length.iter().map(|k| {
+        format!(
+            "public id {k} has {} characters, not token_id_length={token_id_length}",
+            k.len_chars()
+        )
+    }));
+    if doubtful.is_empty() {
         KeyLookup::NoKeys(format!("no key mapped in {what}"))
     } else {
-        KeyLookup::Keys(keys)
+        KeyLookup::Unavailable(format!(
+            "{what}: no valid key for the user and malformed lines that may be theirs: {}",
+            doubtful.join("; ")
+        ))
     }
 }
 
-/// The keys of `pw` according to the central file `authfile`.
+/// The keys of `pw` according to the central file `authfile`; only public
+/// ids of `token_id_length` characters can ever match an OTP.
 #[must_use]
-pub fn keys_from_authfile(pw: &Passwd, authfile: &Path) -> KeyLookup {
+pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) -> KeyLookup {
     let result = authfile
         .parent()
         .map_or(Ok(()), fs_policy::check_dir_chain)
         .and_then(|()| fs_policy::read_checked(authfile, &FilePolicy::ROOT_SHARED));
     match result {
         Ok(bytes) => finish(
-            parse_mapping(&bytes).keys_for(&pw.name),
+            &parse_mapping(&bytes),
+            &pw.name,
+            token_id_length,
             &authfile.display().to_string(),
         ),
         Err(e) => KeyLookup::Unavailable(format!("authfile {e}")),
@@ -198,7 +235,7 @@ pub fn keys_from_authfile(pw: &Passwd, authfile: &Path) -> KeyLookup {
 /// missing file or `.yubico` directory (with a sound home) is "no keys";
 /// anything else that goes wrong is "unavailable".
 #[must_use]
-pub fn keys_from_user_file(pw: &Passwd) -> KeyLookup {
+pub fn keys_from_user_file(pw: &Passwd, token_id_length: usize) -> KeyLookup {
     if !pw.home.is_absolute() || pw.home == Path::new("/") {
         return KeyLookup::Unavailable(format!(
             "home directory {:?} of {} is not usable",
@@ -210,7 +247,9 @@ pub fn keys_from_user_file(pw: &Passwd) -> KeyLookup {
     match read {
         Err(e) => KeyLookup::Unavailable(e),
         Ok(Ok(Some(bytes))) => finish(
-            parse_mapping(&bytes).keys_for(&pw.name),
+            &parse_mapping(&bytes),
+            &pw.name,
+            token_id_length,
             &path.display().to_string(),
         ),
         Ok(Ok(None)) => KeyLookup::NoKeys(format!("{} does not exist", path.display())),
@@ -266,6 +305,35 @@ mod tests {
         assert!(m.keys_for("ali").is_empty());
         assert!(m.keys_for("").is_empty());
         assert!(m.problems.is_empty(), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn malformed_lines_never_mean_no_keys() {
+        let lookup = |text: &[u8], user: &str| finish(&parse_mapping(text), user, 12, "f");
+        for bad in [
+            &b"root:ccccccdbjrgf   # root's key\n"[..],
+            b"root:ccccccdbjrg\n",
+            b"root:ccccccdbjrgf\xe9\n",
+            b"r\0oot:ccccccdbjrgf\n",
+            b":ccccccdbjrgf\n",
+            b"root:cccccccccc\n",
+        ] {
+            assert!(
+                matches!(lookup(bad, "root"), KeyLookup::Unavailable(_)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Another user's typo says nothing about root.
+        assert!(matches!(
+            lookup(b"bob:cccc cccc\n", "root"),
+            KeyLookup::NoKeys(_)
+        ));
+        // A valid key still works next to a broken line of the same user.
+        assert!(matches!(
+            lookup(b"root:ccccccdbjrgf\nroot:typo\n", "root"),
+            KeyLookup::Keys(k) if k.len() == 1
+        ));
     }
 
     #[test]

@@ -98,8 +98,8 @@ fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
         Err(e) => return KeyLookup::Unavailable(e),
     };
     match &settings.authfile {
-        Some(file) => mapping::keys_from_authfile(&pw, file),
-        None => mapping::keys_from_user_file(&pw),
+        Some(file) => mapping::keys_from_authfile(&pw, file, settings.token_id_length),
+        None => mapping::keys_from_user_file(&pw, settings.token_id_length),
     }
 }
 

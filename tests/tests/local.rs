@@ -255,6 +255,24 @@ fn nullok_ignores_only_users_positively_without_keys() {
     assert_eq!(auth(&s.w, "carol", "x").auth(), code::SUCCESS);
     auth(&s.w, "mallory", "x").assert_refused(code::USER_UNKNOWN);
     auth(&s.w, "alice", "x").assert_refused(code::AUTH_ERR);
+    // A malformed line that names carol (an inline comment, a typo) or
+    // that cannot be attributed is never "no key" (CVE-2025-23013 pattern).
+    let good = fs::read_to_string(s.w.authfile()).unwrap();
+    for bad in [
+        format!("{good}carol:{}   # carol's key\n", s.alice.id),
+        format!("{good}carol:cccccccccc\n"),
+        format!("{good}\u{0}carol:{}\n", s.alice.id),
+    ] {
+        s.w.write_authfile(&bad);
+        let r = auth(&s.w, "carol", "x");
+        r.assert_refused(code::AUTHINFO_UNAVAIL);
+        assert!(
+            r.log_lines().iter().any(|l| l.contains("malformed")),
+            "{:?}",
+            r.log_lines()
+        );
+    }
+    s.w.write_authfile(&good);
     // An unreadable mapping is never "no key".
     fs::remove_file(s.w.authfile()).unwrap();
     let r = auth(&s.w, "carol", "x");

@@ -236,7 +236,7 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
         }
         (None, Some(u)) => {
             let pw = known_user(u)?;
-            match mapping::keys_from_user_file(&pw) {
+            match mapping::keys_from_user_file(&pw, settings.token_id_length) {
                 KeyLookup::Keys(keys) => {
                     print_user(u, &keys);
                     Ok(())
