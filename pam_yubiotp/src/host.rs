@@ -73,4 +73,9 @@ pub trait Host: Log {
     fn prompt_secret(&mut self, prompt: &str) -> Result<SecretBytes, ConvError>;
     /// Shows an error message (not with `PAM_SILENT`). Failures are ignored.
     fn error_message(&mut self, text: &str);
+    /// True when the application passed `PAM_DISALLOW_NULL_AUTHTOK`: a user
+    /// without a key must then not be waved through, even with `nullok`.
+    fn disallow_null_authtok(&self) -> bool {
+        false
+    }
 }

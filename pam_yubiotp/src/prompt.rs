@@ -10,8 +10,29 @@ use crate::host::{ConvError, Host, Level};
 use crate::secret::SecretBytes;
 
 /// The placeholder password sshd hands PAM for invalid users and refused
-/// root logins.
+/// root logins (OpenSSH repeats it to the length of what was typed).
 pub const SSHD_FAKE_PASSWORD: &[u8] = b"\x08\n\r\x7fINCORRECT";
+
+/// Answers longer than this are refused before they are looked at (no OTP,
+/// even after a long password, comes close).
+pub const MAX_ANSWER: usize = 4096;
+
+/// True for sshd's placeholder password at any length: every byte is the
+/// pattern's byte at that position, repeated.
+#[must_use]
+pub fn is_sshd_placeholder(input: &[u8]) -> bool {
+    !input.is_empty()
+        && input
+            .iter()
+            .zip(SSHD_FAKE_PASSWORD.iter().cycle())
+            .all(|(a, b)| a == b)
+}
+
+fn is_modhex(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|c| yubiotp_core::modhex::nibble(*c).is_some())
+}
 
 /// What the user gave us.
 #[derive(Debug)]
@@ -43,10 +64,10 @@ fn take_otp(
     input: &SecretBytes,
 ) -> Result<Option<SecretBytes>, PromptError> {
     let n = otp_len(settings);
-    if input.expose() == SSHD_FAKE_PASSWORD {
+    if input.len() > MAX_ANSWER || is_sshd_placeholder(input.expose()) {
         return Ok(None);
     }
-    if input.len() == n {
+    if input.len() == n && is_modhex(input.expose()) {
         return Ok(Some(input.clone()));
     }
     let Some(text) = input.expose_str() else {
@@ -62,8 +83,13 @@ fn take_otp(
 }
 
 fn describe(input: &SecretBytes, settings: &Settings) -> String {
-    if input.expose() == SSHD_FAKE_PASSWORD {
+    if is_sshd_placeholder(input.expose()) {
         "sshd's placeholder password (invalid user or refused root login)".to_string()
+    } else if input.len() > MAX_ANSWER {
+        format!(
+            "answer of {} bytes is longer than {MAX_ANSWER}",
+            input.len()
+        )
     } else if input.is_empty() {
         "empty answer".to_string()
     } else if input.expose_str().is_none() {
@@ -77,6 +103,10 @@ fn describe(input: &SecretBytes, settings: &Settings) -> String {
     }
 }
 
+fn input_len_is_otp(input: &SecretBytes, settings: &Settings) -> bool {
+    input.len() == otp_len(settings) && !is_sshd_placeholder(input.expose())
+}
+
 /// Gets the OTP per `settings.first_pass`.
 ///
 /// # Errors
@@ -87,7 +117,7 @@ pub fn obtain_otp(host: &mut impl Host, settings: &Settings) -> Result<Obtained,
             .authtok()
             .map_err(|_| PromptError::AuthTok("could not read PAM_AUTHTOK".into()))?;
         if let Some(tok) = authtok {
-            if tok.expose() == SSHD_FAKE_PASSWORD {
+            if is_sshd_placeholder(tok.expose()) {
                 host.log(
                     Level::Warning,
                     "PAM_AUTHTOK is sshd's placeholder password (invalid user or refused root login)",
@@ -107,8 +137,33 @@ pub fn obtain_otp(host: &mut impl Host, settings: &Settings) -> Result<Obtained,
     let answer = host
         .prompt_secret(&settings.prompt)
         .map_err(PromptError::Conv)?;
+    if input_len_is_otp(&answer, settings) {
+        // Exactly OTP-sized: parsed (and refused with a reason) as an OTP.
+        return Ok(Obtained::Otp(answer));
+    }
     match take_otp(host, settings, &answer)? {
         Some(otp) => Ok(Obtained::Otp(otp)),
         None => Ok(Obtained::Unusable(describe(&answer, settings))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sshd_placeholder_at_any_length() {
+        assert!(is_sshd_placeholder(SSHD_FAKE_PASSWORD));
+        assert!(is_sshd_placeholder(b"\x08\n\r\x7fINC"));
+        let long: Vec<u8> = SSHD_FAKE_PASSWORD
+            .iter()
+            .cycle()
+            .take(44)
+            .copied()
+            .collect();
+        assert!(is_sshd_placeholder(&long));
+        assert!(!is_sshd_placeholder(b""));
+        assert!(!is_sshd_placeholder(b"\x08\n\r\x7fINCORRECTx"));
+        assert!(!is_sshd_placeholder(b"hunter2"));
     }
 }

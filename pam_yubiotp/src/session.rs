@@ -38,6 +38,7 @@ fn attempt<H: Host, S: AsRef<str>>(
 ) -> Outcome {
     let settings = match config::from_module_args(args) {
         Ok(s) => s,
+        Err(e) if e.unreadable => return Outcome::AuthInfoUnavail(e.to_string()),
         Err(e) => return Outcome::ServiceErr(e.to_string()),
     };
     record.mode = Some(settings.mode.name());
@@ -54,7 +55,9 @@ fn attempt<H: Host, S: AsRef<str>>(
     record.user = Some(user.clone());
     let keys = match keys_for(&user, &settings) {
         KeyLookup::Keys(keys) => keys,
-        KeyLookup::NoKeys(why) if settings.nullok => return Outcome::Ignore(why),
+        KeyLookup::NoKeys(why) if settings.nullok && !host.disallow_null_authtok() => {
+            return Outcome::Ignore(why);
+        }
         KeyLookup::NoKeys(why) => return Outcome::UserUnknown(why),
         KeyLookup::UnknownUser => {
             return Outcome::UserUnknown("not in the passwd database".into());

@@ -270,6 +270,41 @@ fn first_pass_variants() {
         run(&mut h, &f.args(&["try_first_pass"])).pam_code(),
         code::SUCCESS
     );
+    // try_first_pass, a 44-character password that is not modhex: prompt.
+    let otp = f.otp();
+    let mut h = FakeHost::new(vec![
+        Step::User(Ok("root".into())),
+        Step::AuthTok(Ok(Some(
+            b"Correct-Horse-Battery-Staple-0123456789-abcd".to_vec(),
+        ))),
+        Step::Prompt(PROMPT.into(), Ok(otp.into_bytes())),
+    ]);
+    assert_eq!(
+        run(&mut h, &f.args(&["try_first_pass"])).pam_code(),
+        code::SUCCESS
+    );
+    // sshd's placeholder repeated to the typed length is never an OTP.
+    let long: Vec<u8> = b"\x08\n\r\x7fINCORRECT"
+        .iter()
+        .cycle()
+        .take(44)
+        .copied()
+        .collect();
+    let mut h = FakeHost::new(vec![
+        Step::User(Ok("root".into())),
+        Step::AuthTok(Ok(Some(long.clone()))),
+    ]);
+    assert_eq!(
+        run(&mut h, &f.args(&["try_first_pass"])).pam_code(),
+        code::AUTH_ERR
+    );
+    assert!(h.log_text().contains("placeholder"));
+    let mut h = FakeHost::new(vec![
+        Step::User(Ok("root".into())),
+        Step::Prompt(PROMPT.into(), Ok(long)),
+    ]);
+    assert_eq!(run(&mut h, &f.args(&[])).pam_code(), code::AUTH_ERR);
+    assert!(h.log_text().contains("placeholder"));
     // use_first_pass, no PAM_AUTHTOK: AUTH_ERR, never a prompt.
     let mut h = FakeHost::new(vec![Step::User(Ok("root".into())), Step::AuthTok(Ok(None))]);
     assert_eq!(

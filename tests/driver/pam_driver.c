@@ -3,7 +3,7 @@
  *
  *   pam_driver SERVICE USER [--answers FILE] [--silent] [--repeat N]
  *              [--rhost HOST] [--no-conv] [--ops authenticate,setcred,acct_mgmt]
- *              [--confdir DIR] [--wait-for FILE]
+ *              [--confdir DIR] [--wait-for FILE] [--disallow-null]
  *
  * --confdir uses pam_start_confdir (Linux-PAM >= 1.4) instead of pam_start,
  * so many drivers can run at once without pam_wrapper. --wait-for blocks
@@ -133,6 +133,8 @@ int main(int argc, char **argv) {
             load_answers(argv[++i]);
         else if (!strcmp(argv[i], "--silent"))
             flags |= PAM_SILENT;
+        else if (!strcmp(argv[i], "--disallow-null"))
+            flags |= PAM_DISALLOW_NULL_AUTHTOK;
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rhost") && i + 1 < argc)

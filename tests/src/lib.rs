@@ -175,6 +175,8 @@ pub struct RunOpts {
     pub answers: Vec<Answer>,
     /// PAM_SILENT.
     pub silent: bool,
+    /// PAM_DISALLOW_NULL_AUTHTOK.
+    pub disallow_null: bool,
     /// Repeat the operations this many times on one handle (default 1).
     pub repeat: u32,
     /// Operations, comma-separated (default `authenticate`).
@@ -481,6 +483,9 @@ impl World {
         cmd.arg(service).arg(user).arg("--answers").arg(&answers);
         if opts.silent {
             cmd.arg("--silent");
+        }
+        if opts.disallow_null {
+            cmd.arg("--disallow-null");
         }
         if opts.repeat > 1 {
             cmd.arg("--repeat").arg(opts.repeat.to_string());

@@ -253,6 +253,17 @@ fn nullok_ignores_only_users_positively_without_keys() {
         "auth required @MODULE@ @CONFIG@ nullok\nauth required pam_permit.so\n",
     );
     assert_eq!(auth(&s.w, "carol", "x").auth(), code::SUCCESS);
+    // PAM_DISALLOW_NULL_AUTHTOK overrides nullok.
+    let r = s.w.run(
+        "yubiotp-test",
+        "carol",
+        &RunOpts {
+            answers: vec!["x".into()],
+            disallow_null: true,
+            ..RunOpts::default()
+        },
+    );
+    r.assert_refused(code::USER_UNKNOWN);
     auth(&s.w, "mallory", "x").assert_refused(code::USER_UNKNOWN);
     auth(&s.w, "alice", "x").assert_refused(code::AUTH_ERR);
     // A malformed line that names carol (an inline comment, a typo) or
@@ -837,23 +848,36 @@ fn non_root_caller_cannot_use_local_mode() {
         return;
     }
     let mut s = setup();
-    // A config readable by the unprivileged caller (it holds no secret).
-    fs::set_permissions(s.w.config(), fs::Permissions::from_mode(0o644)).unwrap();
+    let as_alice = |w: &World, otp: String| {
+        w.run(
+            "yubiotp-test",
+            "alice",
+            &RunOpts {
+                answers: vec![otp.into()],
+                wrap: vec![
+                    "setpriv".into(),
+                    "--reuid=2001".into(),
+                    "--regid=2001".into(),
+                    "--clear-groups".into(),
+                ],
+                ..RunOpts::default()
+            },
+        )
+    };
     fs::set_permissions(&s.w.etc, fs::Permissions::from_mode(0o755)).unwrap();
-    let r = s.w.run(
-        "yubiotp-test",
-        "alice",
-        &RunOpts {
-            answers: vec![s.alice.next().into()],
-            wrap: vec![
-                "setpriv".into(),
-                "--reuid=2001".into(),
-                "--regid=2001".into(),
-                "--clear-groups".into(),
-            ],
-            ..RunOpts::default()
-        },
+    // The config (0600) is unreadable for the screen-locker-like caller:
+    // not a configuration mistake, so AUTHINFO_UNAVAIL, saying why.
+    let r = as_alice(&s.w, s.alice.next());
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("needs root")),
+        "{}",
+        r.everything()
     );
+    // A config readable by the caller (it holds no secret): the key store
+    // (0600) is not.
+    fs::set_permissions(s.w.config(), fs::Permissions::from_mode(0o644)).unwrap();
+    let r = as_alice(&s.w, s.alice.next());
     r.assert_refused(code::AUTHINFO_UNAVAIL);
     assert!(
         r.log_lines().iter().any(|l| l.contains("needs root")),

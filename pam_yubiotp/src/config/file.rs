@@ -119,9 +119,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "local.statedir",
 ];
 
-/// Parses the TOML text. The error names the line and the problem; when the
-/// line holds `key`, the problem text (which could quote the value) is
-/// replaced by a generic one.
+/// Parses the TOML text. The error names the line and, for unknown, missing
+/// or duplicate keys, the key; never a value.
 ///
 /// # Errors
 /// A one-line description.
@@ -130,19 +129,16 @@ pub fn parse_file(text: &str) -> Result<RawFile, String> {
         let line_no = e
             .span()
             .map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
-        let line = line_no
-            .and_then(|n| text.lines().nth(n.saturating_sub(1)))
-            .unwrap_or("");
-        let msg = e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("syntax error")
-            .to_string();
-        let msg = if line.trim_start().starts_with("key") {
-            "invalid value for key (value not shown)".to_string()
+        // Only messages that name keys (never values) are passed on: the
+        // value in question could be the API key pasted in the wrong place.
+        let first = e.message().lines().next().unwrap_or("");
+        let msg = if ["unknown field", "missing field", "duplicate key"]
+            .iter()
+            .any(|p| first.starts_with(p))
+        {
+            first.to_string()
         } else {
-            msg
+            "invalid value or syntax (value not shown)".to_string()
         };
         match line_no {
             Some(n) => format!("line {n}: {msg}"),

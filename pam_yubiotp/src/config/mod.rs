@@ -147,12 +147,22 @@ pub struct Settings {
 
 /// A configuration error: PAM_SERVICE_ERR, logged naming the item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration error: {0}")]
-pub struct ConfigError(pub String);
+#[error("configuration error: {message}")]
+pub struct ConfigError {
+    /// What is wrong, naming the item (never a secret value).
+    pub message: String,
+    /// The config file exists but this (unprivileged) caller may not read
+    /// it: not a mistake in the file, so the session reports
+    /// PAM_AUTHINFO_UNAVAIL rather than PAM_SERVICE_ERR.
+    pub unreadable: bool,
+}
 
 impl ConfigError {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+        Self {
+            message: msg.into(),
+            unreadable: false,
+        }
     }
 }
 
@@ -372,9 +382,23 @@ pub const CONFIG_POLICY: FilePolicy = FilePolicy {
 /// file, a syntax error, an unknown key or a wrong type, or a file that
 /// holds `cloud.key` while readable by group/other.
 pub fn load_file(path: &Path, explicit: bool) -> Result<Option<RawFile>, ConfigError> {
-    let text = match fs_policy::read_checked(path, &CONFIG_POLICY) {
+    let checked = path
+        .parent()
+        .map_or(Ok(()), fs_policy::check_dir_chain)
+        .and_then(|()| fs_policy::read_checked(path, &CONFIG_POLICY));
+    let text = match checked {
         Ok(t) => t,
         Err(OpenError::NotFound(_)) if !explicit => return Ok(None),
+        Err(OpenError::PermissionDenied(p)) if !nix::unistd::geteuid().is_root() => {
+            return Err(ConfigError {
+                message: format!(
+                    "config file {}: unreadable for uid {} (the module needs root to read its configuration)",
+                    p.display(),
+                    nix::unistd::geteuid()
+                ),
+                unreadable: true,
+            });
+        }
         Err(e) => return Err(ConfigError::new(format!("config file {e}"))),
     };
     let text = core::str::from_utf8(&text)
@@ -430,7 +454,7 @@ mod tests {
         assert!(s.authfile.is_none() && !s.nullok && !s.debug);
         // Cloud is the default mode and needs id and key.
         let e = resolve(None, &ArgOverrides::default()).unwrap_err();
-        assert!(e.0.contains("cloud.id"), "{e}");
+        assert!(e.message.contains("cloud.id"), "{e}");
     }
 
     #[test]
@@ -505,15 +529,29 @@ mod tests {
         }
         let secret = "c2VjcmV0IHN0dWZm!!";
         let e = parse_args(&[format!("key={secret}")]).unwrap_err();
-        assert!(e.0.contains("key") && !e.0.contains(secret), "{e}");
+        assert!(
+            e.message.contains("key") && !e.message.contains(secret),
+            "{e}"
+        );
         // A TOML error on the key line never quotes the value.
         let e = parse_file("[cloud]\nkey = \"abc\ndef\"\n").unwrap_err();
         assert!(!e.contains("abc"), "{e}");
         let e = parse_file("bogus = 1\n").unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+        // A secret pasted into the wrong field or with the wrong type.
+        for text in [
+            format!("[cloud]\nid = \"{secret}\"\n"),
+            "cloud.key = 12345678\n".to_string(),
+            "[cloud]\n\"key\" = 12345678\n".to_string(),
+            format!("mode = {secret}\n"),
+        ] {
+            let e = parse_file(&text).unwrap_err();
+            assert!(!e.contains(secret) && !e.contains("12345678"), "{e}");
+            assert!(e.starts_with("line "), "{e}");
+        }
         let e = parse_file(&format!("[cloud]\nkey = \"{secret}\"\nid = 1\n")).unwrap();
         let err = resolve(Some(&e), &ArgOverrides::default()).unwrap_err();
-        assert!(!err.0.contains(secret), "{err}");
+        assert!(!err.message.contains(secret), "{err}");
         assert!(
             !format!("{e:?}").contains(secret),
             "raw file Debug redacts the key"
@@ -555,7 +593,10 @@ mod tests {
         std::fs::write(&p, format!("[cloud]\nkey = \"{KEY}\"\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load_file(&p, true).unwrap_err();
-        assert!(e.0.contains("0600") && !e.0.contains(KEY), "{e}");
+        assert!(
+            e.message.contains("0600") && !e.message.contains(KEY),
+            "{e}"
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load_file(&p, true).unwrap().is_some());
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();

@@ -8,7 +8,9 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_SILENT, PamResultCode};
+use pam::constants::{
+    PAM_DISALLOW_NULL_AUTHTOK, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_SILENT, PamResultCode,
+};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service};
 use pam::module::PamHandle;
@@ -30,6 +32,7 @@ unsafe extern "C" {
 struct LibPam {
     raw: *mut PamHandle,
     silent: bool,
+    disallow_null: bool,
 }
 
 impl LibPam {
@@ -150,6 +153,10 @@ impl Host for LibPam {
             let _ = self.send(PAM_ERROR_MSG, text);
         }
     }
+
+    fn disallow_null_authtok(&self) -> bool {
+        self.disallow_null
+    }
 }
 
 /// Copies `argv` into owned strings.
@@ -223,8 +230,12 @@ pub unsafe extern "C" fn pam_sm_authenticate(
             }
         };
         #[allow(clippy::cast_sign_loss)]
-        let silent = (flags as pam::constants::PamFlag) & PAM_SILENT != 0;
-        let mut host = LibPam { raw: pamh, silent };
+        let flags = flags as pam::constants::PamFlag;
+        let mut host = LibPam {
+            raw: pamh,
+            silent: flags & PAM_SILENT != 0,
+            disallow_null: flags & PAM_DISALLOW_NULL_AUTHTOK != 0,
+        };
         crate::session::authenticate(&mut host, &args).pam_code()
     })
 }

@@ -669,6 +669,9 @@ pub fn run(
                 let thread_host = host.clone();
                 let spawned = std::thread::Builder::new()
                     .name("pam_yubiotp-dns".into())
+                    // An explicit size: std would otherwise read RUST_MIN_STACK
+                    // from the (caller-controlled) environment.
+                    .stack_size(256 << 10)
                     .spawn_scoped(scope, move || {
                         let _ = thread_tx.send((thread_key, resolve(&thread_host)));
                     });
