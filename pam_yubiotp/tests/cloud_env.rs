@@ -74,7 +74,7 @@ fn environment_cannot_change_trust_or_routing() {
         return;
     }
     let proxy = ConnectProxy::start(None).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let cert_dir = dir.path().join("certs");
     std::fs::create_dir(&cert_dir).unwrap();
     let keylog = dir.path().join("keylog.txt");

@@ -16,7 +16,7 @@ use pam_yubiotp::host::Level;
 #[test]
 fn https_goes_through_a_connect_tunnel() {
     let pki = TestPki::generate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let cafile = pki.write_ca(dir.path()).unwrap();
     let m = MockServer::start(
         Config::new(Behavior::Ok)

@@ -42,7 +42,7 @@ fn the_watch_sees_a_sigpipe_from_writev() {
 fn peer_resets_raise_no_sigpipe() {
     let sfd = watch_sigpipe();
     let pki = TestPki::generate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let cafile = pki.write_ca(dir.path()).unwrap();
     for round in 0..10 {
         for b in [Behavior::Reset, Behavior::ResetOnAccept] {

@@ -34,7 +34,7 @@ fn fds_settle(want: usize) -> usize {
 #[test]
 fn no_thread_or_socket_outlives_verify() {
     let pki = TestPki::generate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let cafile: PathBuf = pki.write_ca(dir.path()).unwrap();
     let tls = pki.identity(CertKind::Good).server_config().unwrap();
     let key = test_key();

@@ -9,6 +9,7 @@
 
 mod cloud_common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -28,7 +29,7 @@ fn pki() -> &'static Pki {
     static P: OnceLock<Pki> = OnceLock::new();
     P.get_or_init(|| {
         let pki = TestPki::generate().unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let cafile = pki.write_ca(dir.path()).unwrap();
         let capath = dir.path().join("capath");
         std::fs::create_dir(&capath).unwrap();
@@ -204,4 +205,32 @@ fn insecure_unsigned_accepts_a_tls_ok_without_signature_and_warns() {
     s.key = None;
     s.insecure_unsigned = true;
     assert_no_answer(&verify(&s).0);
+}
+
+#[test]
+fn a_ca_file_others_could_write_is_not_trusted() {
+    let m = tls_mock(CertKind::Good, Behavior::Ok);
+    // The same CA, but in world-writable /tmp, and then group-writable.
+    let tmp = tempfile::tempdir().unwrap();
+    let loose = tmp.path().join("ca.pem");
+    std::fs::write(&loose, &pki().pki.ca_pem).unwrap();
+    let mut s = settings(&[m.url()]);
+    s.cafile = Some(loose);
+    let (v, log, _) = verify(&s);
+    assert_no_answer(&v);
+    assert!(log.text().contains("cafile"), "{}", log.text());
+
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let writable = dir.path().join("ca.pem");
+    std::fs::write(&writable, &pki().pki.ca_pem).unwrap();
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o664)).unwrap();
+    s.cafile = Some(writable);
+    let (v, log, _) = verify(&s);
+    assert_no_answer(&v);
+    assert!(log.text().contains("0664"), "{}", log.text());
+    assert_eq!(
+        m.request_count(),
+        0,
+        "nothing sent over an untrusted channel"
+    );
 }

@@ -4,13 +4,14 @@
 //! no key log (`SSLKEYLOGFILE` is ignored).
 
 use std::fs;
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::{ClientConfig, RootCertStore};
+
+use crate::fs_policy::{self, FilePolicy, Owner};
 
 /// The system trust store (Debian's `ca-certificates` bundle).
 pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -32,22 +33,26 @@ pub struct RootsReport {
     pub problems: Vec<String>,
 }
 
+/// Reads a trust anchor file the way every file root trusts is read: the
+/// path is resolved (capath's hash names are symlinks), then the real file
+/// and every directory above it must be root-owned and not writable by
+/// group or other; the open never blocks (FIFO) and the read is capped.
+/// A CA file a user could write would let them impersonate the server.
 fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = f
-        .metadata()
+    let real = path
+        .canonicalize()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{}: not a regular file", path.display()));
+    if let Some(dir) = real.parent() {
+        fs_policy::check_dir_chain(dir).map_err(|e| e.to_string())?;
     }
-    let mut buf = Vec::new();
-    f.take(MAX_PEM + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if buf.len() as u64 > MAX_PEM {
-        return Err(format!("{}: larger than {MAX_PEM} bytes", path.display()));
-    }
-    Ok(buf)
+    let policy = FilePolicy {
+        owner: Owner::Root,
+        forbidden_mode: 0o022,
+        max_size: MAX_PEM,
+    };
+    fs_policy::read_checked(&real, &policy)
+        .map(|buf| buf.to_vec())
+        .map_err(|e| e.to_string())
 }
 
 /// Adds every parsable certificate of a PEM buffer; returns how many.
@@ -96,8 +101,8 @@ pub fn load_roots(
                     .collect();
                 names.sort();
                 for p in names {
-                    // Symlinks (OpenSSL's hash names) are followed; anything
-                    // not a regular file or not PEM is skipped silently.
+                    // Symlinks (OpenSSL's hash names) are resolved; anything
+                    // untrusted, not a regular file or not PEM is skipped.
                     if let Ok(pem) = read_capped(&p) {
                         report.capath += add_pem(&mut roots, &pem);
                     }
