@@ -77,6 +77,9 @@ pub fn counter_from_otp(id: &PublicId, key: &KeyMaterial, otp: &str) -> CliResul
 
 /// Creates `id`'s state at `start`, or raises existing state to `start`;
 /// existing state is never lowered. Returns a line describing the state.
+/// How [`ensure_state`] describes a state it created at (0,0).
+const CREATED_AT_ZERO: &str = "counter state created at use=0 session=0";
+
 fn ensure_state(counters: &CounterStore, id: &PublicId, start: Counter) -> CliResult<String> {
     match counters.init(id, start) {
         Ok(()) => return Ok(format!("counter state created at {start}")),
@@ -125,6 +128,11 @@ pub fn run(cmd: &KeyCmd, loaded: &Loaded) -> CliResult {
     }
 }
 
+/// Said whenever a key's counter state starts at (0,0).
+const START_AT_ZERO: &str = "counter state starts at use=0 session=0: any OTP this key \
+produced before (for YubiCloud, other sites) is accepted once on this host; for a key \
+already in use, set the state from a fresh OTP: ykmap counter reset PUBID --otp OTP";
+
 fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
     let id = parse_pubid(&args.pubid, settings.token_id_length)?;
     let mut input = SecretInput::new();
@@ -164,6 +172,9 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
         keystore.display(),
         serial_text(&id)
     );
+    if state.starts_with(CREATED_AT_ZERO) {
+        warn(START_AT_ZERO);
+    }
     Ok(())
 }
 
@@ -299,8 +310,10 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
         )));
     }
     let counters = counters(settings)?;
+    let mut at_zero = false;
     for k in &keys {
-        ensure_state(&counters, &k.public_id, Counter::default())?;
+        at_zero |=
+            ensure_state(&counters, &k.public_id, Counter::default())?.starts_with(CREATED_AT_ZERO);
     }
     let replaced = KeyStore::update(keystore, |ks| {
         if !force && let Some(k) = keys.iter().find(|k| ks.contains(&k.public_id)) {
@@ -333,6 +346,9 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
             "skipped {} record(s) of other credential types",
             parsed.skipped
         ));
+    }
+    if at_zero {
+        warn(START_AT_ZERO);
     }
     Ok(())
 }

@@ -61,6 +61,14 @@ fn edit_mapping<T>(
             if passwd(user)?.is_none() {
                 warn(&format!("{user:?} is not in the passwd database"));
             }
+            // Root's lock, temp file and rename must not happen in a
+            // directory somebody else could swap or write.
+            if let Some(Err(e)) = path.parent().map(fs_policy::check_dir_chain) {
+                return Err(CliError::failed(format!(
+                    "refusing to edit {}: {e}",
+                    path.display()
+                )));
+            }
             let v = edit::edit_locked(path, AUTHFILE_MAX, NewFile { mode: 0o644 }, |old| {
                 change(old.unwrap_or_default())
             })?;
@@ -117,10 +125,6 @@ fn prepare_user_dir(pw: &Passwd) -> CliResult<()> {
 
 /// Warns when the module would refuse the central file as it now is.
 fn audit_central(path: &Path) {
-    let dir_ok = path.parent().map(fs_policy::check_dir_chain);
-    if let Some(Err(e)) = dir_ok {
-        warn(&format!("the module will refuse {}: {e}", path.display()));
-    }
     if let Err(e) = fs_policy::open_checked(path, &FilePolicy::ROOT_SHARED) {
         warn(&format!("the module will refuse it: {e}"));
     }
