@@ -16,7 +16,9 @@ fn main() {
     match status {
         Ok(s) if s.success() => {}
         other => {
-            println!("cargo::error=could not compile driver/pam_driver.c with {cc} (needs libpam0g-dev): {other:?}");
+            println!(
+                "cargo::error=could not compile driver/pam_driver.c with {cc} (needs libpam0g-dev): {other:?}"
+            );
         }
     }
     println!("cargo:rustc-env=PAM_DRIVER={}", out.display());

@@ -166,3 +166,66 @@ fn hybrid_after_ok(
         v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => from_local(v, token, "local"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Outcome, code};
+
+    /// SPEC §6, one row per variant: the only PAM_SUCCESS comes from an
+    /// `Accepted`, and no failure maps to PAM_SUCCESS or PAM_IGNORE except
+    /// the designed `nullok` row.
+    #[test]
+    fn spec_result_table() {
+        let rows: Vec<(Outcome, i32)> = vec![
+            (
+                Outcome::Success(Accepted { backend: "local" }),
+                code::SUCCESS,
+            ),
+            (Outcome::AuthErr("replayed".into()), code::AUTH_ERR),
+            (Outcome::UserUnknown("no key".into()), code::USER_UNKNOWN),
+            (Outcome::Ignore("nullok".into()), code::IGNORE),
+            (
+                Outcome::AuthInfoUnavail("down".into()),
+                code::AUTHINFO_UNAVAIL,
+            ),
+            (Outcome::ServiceErr("config".into()), code::SERVICE_ERR),
+            (Outcome::ConvErr("conv".into()), code::CONV_ERR),
+        ];
+        for (outcome, expected) in &rows {
+            assert_eq!(outcome.pam_code(), *expected, "{outcome:?}");
+            let is_success = matches!(outcome, Outcome::Success(_));
+            assert_eq!(outcome.pam_code() == code::SUCCESS, is_success);
+            let is_ignore = matches!(outcome, Outcome::Ignore(_));
+            assert_eq!(outcome.pam_code() == code::IGNORE, is_ignore);
+        }
+        assert_eq!(
+            code::SUCCESS,
+            pam::constants::PamResultCode::PAM_SUCCESS as i32
+        );
+        assert_eq!(
+            code::AUTH_ERR,
+            pam::constants::PamResultCode::PAM_AUTH_ERR as i32
+        );
+        assert_eq!(
+            code::IGNORE,
+            pam::constants::PamResultCode::PAM_IGNORE as i32
+        );
+        assert_eq!(
+            code::USER_UNKNOWN,
+            pam::constants::PamResultCode::PAM_USER_UNKNOWN as i32
+        );
+        assert_eq!(
+            code::AUTHINFO_UNAVAIL,
+            pam::constants::PamResultCode::PAM_AUTHINFO_UNAVAIL as i32
+        );
+        assert_eq!(
+            code::SERVICE_ERR,
+            pam::constants::PamResultCode::PAM_SERVICE_ERR as i32
+        );
+        assert_eq!(
+            code::CONV_ERR,
+            pam::constants::PamResultCode::PAM_CONV_ERR as i32
+        );
+    }
+}

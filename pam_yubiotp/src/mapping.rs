@@ -272,7 +272,10 @@ mod tests {
     fn malformed_lines_grant_nothing_and_long_lines_stay_whole() {
         let long = format!("bob:{}root:cccccccccccb\n", "x".repeat(1020));
         let m = parse_mapping(long.as_bytes());
-        assert!(m.keys_for("root").is_empty(), "never split into a root line");
+        assert!(
+            m.keys_for("root").is_empty(),
+            "never split into a root line"
+        );
         // The line stays whole: its valid fields still belong to bob.
         assert_eq!(m.keys_for("bob"), vec![id("cccccccccccb")]);
         assert_eq!(m.problems.len(), 1);

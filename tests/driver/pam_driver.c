@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pwd.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    /* nss_wrapper opens its passwd file on the first lookup and keeps it:
+       do one before the baseline so only the module's fds are compared. */
+    (void)getpwnam(argv[2]);
     int threads_before = count_dir("/proc/self/task");
     int fds_before = count_dir("/proc/self/fd");
     struct pam_conv pc = {no_conv ? NULL : conv, NULL};
@@ -194,5 +198,19 @@ int main(int argc, char **argv) {
     pam_end(h, rc);
     printf("threads %d %d\n", threads_before, count_dir("/proc/self/task"));
     printf("fds %d %d\n", fds_before, count_dir("/proc/self/fd"));
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], target[300];
+        ssize_t n;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        printf("fd %s %s\n", e->d_name, target);
+    }
+    if (d)
+        closedir(d);
     return 0;
 }

@@ -55,7 +55,10 @@ pub mod code {
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    for cand in [deps.join("libpam_yubiotp.so"), deps.join("../libpam_yubiotp.so")] {
+    for cand in [
+        deps.join("libpam_yubiotp.so"),
+        deps.join("../libpam_yubiotp.so"),
+    ] {
         if cand.exists() {
             return cand.canonicalize().unwrap();
         }
@@ -115,7 +118,8 @@ impl TestKey {
     /// A deterministic key from `seed` with a 6-byte public id `cccc…`.
     pub fn new(seed: u8) -> Self {
         let id = PublicId::from_array([0, 0, 0, 0x10, 0x20, seed]);
-        let aes: [u8; 16] = core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
+        let aes: [u8; 16] =
+            core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
         let pid: [u8; 6] = core::array::from_fn(|i| seed.wrapping_add(0x40 + i as u8));
         Self {
             id,
@@ -220,17 +224,29 @@ impl Run {
             .rev()
             .find(|(op, _)| op == "authenticate")
             .map(|(_, c)| *c)
-            .unwrap_or_else(|| panic!("no authenticate result; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no authenticate result; stdout:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            })
     }
 
     /// Every `authenticate` code in order.
     pub fn auths(&self) -> Vec<i32> {
-        self.rc.iter().filter(|(op, _)| op == "authenticate").map(|(_, c)| *c).collect()
+        self.rc
+            .iter()
+            .filter(|(op, _)| op == "authenticate")
+            .map(|(_, c)| *c)
+            .collect()
     }
 
     /// The syslog lines (pam_wrapper echoes `pam_syslog` as `SYSLOG(prio)`).
     pub fn log_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.contains("SYSLOG(")).collect()
+        self.stderr
+            .lines()
+            .filter(|l| l.contains("SYSLOG("))
+            .collect()
     }
 
     /// Everything the run showed anyone: stdout, stderr, prompts, messages.
@@ -243,7 +259,12 @@ impl Run {
     pub fn assert_refused(&self, expected: i32) {
         let rc = self.auth();
         assert_ne!(rc, code::SUCCESS, "must not succeed\n{}", self.everything());
-        assert_ne!(rc, code::IGNORE, "must not be ignored\n{}", self.everything());
+        assert_ne!(
+            rc,
+            code::IGNORE,
+            "must not be ignored\n{}",
+            self.everything()
+        );
         assert_eq!(rc, expected, "unexpected code\n{}", self.everything());
     }
 }
@@ -336,9 +357,15 @@ impl World {
         if is_root() {
             std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
         }
-        let mut f = fs::OpenOptions::new().append(true).open(&self.passwd).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.passwd)
+            .unwrap();
         writeln!(f, "{name}:x:{uid}:{uid}:{name}:{}:/bin/sh", home.display()).unwrap();
-        let mut g = fs::OpenOptions::new().append(true).open(&self.group).unwrap();
+        let mut g = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.group)
+            .unwrap();
         writeln!(g, "{name}:x:{uid}:").unwrap();
         let u = User {
             name: name.to_string(),
@@ -391,7 +418,10 @@ impl World {
             Ok(())
         })
         .unwrap();
-        CounterStore::open(&self.state).unwrap().init(&key.id, init).unwrap();
+        CounterStore::open(&self.state)
+            .unwrap()
+            .init(&key.id, init)
+            .unwrap();
     }
 
     /// Writes the central mapping file (root-owned 0644).
@@ -414,7 +444,11 @@ impl World {
     /// pam_wrapper cannot run many processes at once).
     pub fn spawn(&self, service: &str, user: &str, opts: &RunOpts) -> Spawned {
         assert!(opts.confdir, "concurrent runs need confdir");
-        Spawned(self.command(service, user, opts).spawn().expect("spawn pam_driver"))
+        Spawned(
+            self.command(service, user, opts)
+                .spawn()
+                .expect("spawn pam_driver"),
+        )
     }
 
     fn command(&self, service: &str, user: &str, opts: &RunOpts) -> Command {
@@ -540,9 +574,15 @@ fn parse_run(stdout: &str, stderr: &str) -> Run {
         let parts: Vec<&str> = line.splitn(3, ' ').collect();
         match parts.as_slice() {
             ["rc", op, c] => run.rc.push(((*op).to_string(), c.parse().unwrap())),
-            ["prompt", style, msg] => run.prompts.push((style.parse().unwrap(), String::from_utf8_lossy(&unhex(msg)).into_owned())),
+            ["prompt", style, msg] => run.prompts.push((
+                style.parse().unwrap(),
+                String::from_utf8_lossy(&unhex(msg)).into_owned(),
+            )),
             ["prompt", style] => run.prompts.push((style.parse().unwrap(), String::new())),
-            ["msg", style, msg] => run.messages.push((style.parse().unwrap(), String::from_utf8_lossy(&unhex(msg)).into_owned())),
+            ["msg", style, msg] => run.messages.push((
+                style.parse().unwrap(),
+                String::from_utf8_lossy(&unhex(msg)).into_owned(),
+            )),
             ["env", kv] | ["env", kv, ..] => {
                 let (k, v) = kv.split_once('=').unwrap();
                 run.env.insert(k.to_string(), unhex(v));

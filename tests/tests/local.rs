@@ -1,7 +1,12 @@
 //! `mode=local` end to end: the built module through the real libpam
 //! (pam_wrapper for service files and log capture, nss_wrapper for users),
 //! one SPEC §6 row or security-catalogue case per test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -46,30 +51,39 @@ fn answer(a: impl Into<Answer>) -> RunOpts {
     }
 }
 
-fn auth(s: &Setup, user: &str, a: impl Into<Answer>) -> yubiotp_tests::Run {
-    s.w.run("yubiotp-test", user, &answer(a))
+fn auth(w: &World, user: &str, a: impl Into<Answer>) -> yubiotp_tests::Run {
+    w.run("yubiotp-test", user, &answer(a))
 }
 
 fn stored(s: &Setup, key: &TestKey) -> Counter {
-    CounterStore::open(&s.w.state).unwrap().read(&key.id).unwrap()
+    CounterStore::open(&s.w.state)
+        .unwrap()
+        .read(&key.id)
+        .unwrap()
 }
 
 #[test]
 fn fresh_otp_is_accepted_and_committed() {
     let mut s = setup();
     let otp = s.alice.next();
-    let r = auth(&s, "alice", otp.as_str());
+    let r = auth(&s.w, "alice", otp.as_str());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     assert_eq!(stored(&s, &s.alice), s.alice.counter);
-    assert_eq!(r.prompts, vec![(1, "YubiKey OTP: ".to_string())], "one echo-off prompt");
+    assert_eq!(
+        r.prompts,
+        vec![(1, "YubiKey OTP: ".to_string())],
+        "one echo-off prompt"
+    );
     let lines = r.log_lines();
     assert!(
-        lines.iter().any(|l| l.contains("outcome=success") && l.contains("backend=local") && l.contains(&s.alice.id.to_string())),
+        lines.iter().any(|l| l.contains("outcome=success")
+            && l.contains("backend=local")
+            && l.contains(&s.alice.id.to_string())),
         "summary line: {lines:?}"
     );
     // The host's threads and fds are back where they were.
     assert_eq!(r.threads.0, r.threads.1);
-    assert_eq!(r.fds.0, r.fds.1, "fd leak");
+    assert_eq!(r.fds.0, r.fds.1, "fd leak: {}", r.stdout);
 }
 
 #[test]
@@ -77,23 +91,27 @@ fn replay_older_and_rollover() {
     let mut s = setup();
     let first = s.alice.next();
     let second = s.alice.next();
-    assert_eq!(auth(&s, "alice", second.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "alice", second.as_str()).auth(), code::SUCCESS);
     // The same OTP twice.
-    auth(&s, "alice", second.as_str()).assert_refused(code::AUTH_ERR);
+    auth(&s.w, "alice", second.as_str()).assert_refused(code::AUTH_ERR);
     // An older OTP after a newer one.
-    auth(&s, "alice", first.as_str()).assert_refused(code::AUTH_ERR);
+    auth(&s.w, "alice", first.as_str()).assert_refused(code::AUTH_ERR);
     assert_eq!(stored(&s, &s.alice), Counter::new(1, 2));
     // Session counter rollover into the use counter.
     let at_255 = s.alice.otp_at(Counter::new(1, 255));
     let wrapped = s.alice.otp_at(Counter::new(2, 0));
     let same_use_wrapped = s.alice.otp_at(Counter::new(1, 0));
-    assert_eq!(auth(&s, "alice", at_255.as_str()).auth(), code::SUCCESS);
-    auth(&s, "alice", same_use_wrapped.as_str()).assert_refused(code::AUTH_ERR);
-    assert_eq!(auth(&s, "alice", wrapped.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "alice", at_255.as_str()).auth(), code::SUCCESS);
+    auth(&s.w, "alice", same_use_wrapped.as_str()).assert_refused(code::AUTH_ERR);
+    assert_eq!(auth(&s.w, "alice", wrapped.as_str()).auth(), code::SUCCESS);
     assert_eq!(stored(&s, &s.alice), Counter::new(2, 0));
-    let r = auth(&s, "alice", wrapped.as_str());
+    let r = auth(&s.w, "alice", wrapped.as_str());
     r.assert_refused(code::AUTH_ERR);
-    assert!(r.log_lines().iter().any(|l| l.contains("replayed")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("replayed")),
+        "{:?}",
+        r.log_lines()
+    );
 }
 
 #[test]
@@ -102,11 +120,14 @@ fn caps_lock_flag_bit_is_ignored() {
     let k = &s.alice;
     // use word 0x8003 = flag + use counter 3: fresh after (1,0).
     let flagged = yubiotp_core::mint_token(&k.id, &k.key, Counter::new(3, 0), true, 7, 9);
-    assert_eq!(auth(&s, "alice", flagged.to_uppercase().as_str()).auth(), code::SUCCESS);
+    assert_eq!(
+        auth(&s.w, "alice", flagged.to_uppercase().as_str()).auth(),
+        code::SUCCESS
+    );
     assert_eq!(stored(&s, k), Counter::new(3, 0));
     // 0x8002 is older than 3 once the flag is masked.
     let older = yubiotp_core::mint_token(&k.id, &k.key, Counter::new(2, 5), true, 7, 9);
-    auth(&s, "alice", older.as_str()).assert_refused(code::AUTH_ERR);
+    auth(&s.w, "alice", older.as_str()).assert_refused(code::AUTH_ERR);
 }
 
 #[test]
@@ -121,19 +142,28 @@ fn malformed_otps_are_auth_err_and_touch_nothing() {
         ("45 chars", Answer::from(format!("{good}c"))),
         ("non-modhex", Answer::from(wrong_char)),
         ("64 KiB", Answer::from("c".repeat(64 << 10))),
-        ("non-UTF-8", Answer::Bytes(b"\xff\xfe\xfdcccccccccccccccccccccccccccccccccccccccc".to_vec())),
-        ("url injection", Answer::from(format!("{}&sl=0", &good[..40]))),
-        ("ansi", Answer::from("\x1b[31mccccccccccccccccccccccccccccccccccccc")),
+        (
+            "non-UTF-8",
+            Answer::Bytes(b"\xff\xfe\xfdcccccccccccccccccccccccccccccccccccccccc".to_vec()),
+        ),
+        (
+            "url injection",
+            Answer::from(format!("{}&sl=0", &good[..40])),
+        ),
+        (
+            "ansi",
+            Answer::from("\x1b[31mccccccccccccccccccccccccccccccccccccc"),
+        ),
     ];
     for (name, a) in cases {
-        let r = auth(&s, "alice", a);
+        let r = auth(&s.w, "alice", a);
         assert_ne!(r.auth(), code::SUCCESS, "{name}");
         assert_ne!(r.auth(), code::IGNORE, "{name}");
         assert_eq!(r.auth(), code::AUTH_ERR, "{name}: {}", r.everything());
     }
     assert_eq!(stored(&s, &s.alice), Counter::new(1, 0), "state untouched");
     // The good OTP still works afterwards.
-    assert_eq!(auth(&s, "alice", good.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "alice", good.as_str()).auth(), code::SUCCESS);
 }
 
 #[test]
@@ -142,17 +172,25 @@ fn bad_crc_and_wrong_private_id() {
     // Minted with another AES key: decrypts to garbage, CRC fails.
     let mut forged = TestKey::new(9);
     forged.id = s.alice.id;
-    let r = auth(&s, "alice", forged.next().as_str());
+    let r = auth(&s.w, "alice", forged.next().as_str());
     r.assert_refused(code::AUTH_ERR);
-    assert!(r.log_lines().iter().any(|l| l.contains("CRC")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("CRC")),
+        "{:?}",
+        r.log_lines()
+    );
     // Right AES key, private id off by one bit: CRC fine, id wrong.
     let mut clone = s.alice.clone();
     let mut pid = *clone.key.private_id.expose_bytes();
     pid[5] ^= 1;
     clone.key.private_id = yubiotp_core::PrivateId::from_bytes(pid);
-    let r = auth(&s, "alice", clone.next().as_str());
+    let r = auth(&s.w, "alice", clone.next().as_str());
     r.assert_refused(code::AUTH_ERR);
-    assert!(r.log_lines().iter().any(|l| l.contains("private id")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("private id")),
+        "{:?}",
+        r.log_lines()
+    );
     assert_eq!(stored(&s, &s.alice), Counter::new(1, 0));
 }
 
@@ -161,42 +199,72 @@ fn unmapped_and_other_users_keys() {
     let mut s = setup();
     // An unknown public id.
     let mut stranger = TestKey::new(7);
-    auth(&s, "alice", stranger.next().as_str()).assert_refused(code::AUTH_ERR);
+    auth(&s.w, "alice", stranger.next().as_str()).assert_refused(code::AUTH_ERR);
     // Bob's fresh OTP typed as alice: refused, and bob's state untouched.
     let bobs = s.bob.next();
-    let r = auth(&s, "alice", bobs.as_str());
+    let r = auth(&s.w, "alice", bobs.as_str());
     r.assert_refused(code::AUTH_ERR);
-    assert!(r.log_lines().iter().any(|l| l.contains("not mapped")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("not mapped")),
+        "{:?}",
+        r.log_lines()
+    );
     assert_eq!(stored(&s, &s.bob), Counter::new(1, 0));
-    assert_eq!(auth(&s, "bob", bobs.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "bob", bobs.as_str()).auth(), code::SUCCESS);
 }
 
 #[test]
 fn unknown_user_and_user_without_key_are_not_prompted() {
     let s = setup();
-    let r = auth(&s, "mallory", "x");
+    let r = auth(&s.w, "mallory", "x");
     r.assert_refused(code::USER_UNKNOWN);
     assert!(r.prompts.is_empty(), "no prompt for unknown users");
-    let r = auth(&s, "carol", "x");
+    let r = auth(&s.w, "carol", "x");
     r.assert_refused(code::USER_UNKNOWN);
     assert!(r.prompts.is_empty());
-    for hostile in ["alice:cccc", "../../etc/shadow", "alice\nroot", "-schallenge", "/root"] {
-        auth(&s, hostile, "x").assert_refused(code::USER_UNKNOWN);
+    for hostile in [
+        "alice:cccc",
+        "../../etc/shadow",
+        "alice\nroot",
+        "-schallenge",
+        "/root",
+    ] {
+        auth(&s.w, hostile, "x").assert_refused(code::USER_UNKNOWN);
     }
 }
 
 #[test]
 fn nullok_ignores_only_users_positively_without_keys() {
     let s = setup_with("nullok");
-    let r = auth(&s, "carol", "x");
-    assert_eq!(r.auth(), code::IGNORE, "{}", r.everything());
+    // Alone in the stack, PAM_IGNORE makes libpam answer PAM_PERM_DENIED:
+    // a nullok stack needs another module that succeeds (documented).
+    let r = auth(&s.w, "carol", "x");
+    assert_eq!(r.auth(), code::PERM_DENIED, "{}", r.everything());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("outcome=ignore")),
+        "{:?}",
+        r.log_lines()
+    );
     assert!(r.prompts.is_empty());
-    // Unknown to passwd stays USER_UNKNOWN.
-    auth(&s, "mallory", "x").assert_refused(code::USER_UNKNOWN);
+    // In the designed stack (our module, then one that succeeds) carol
+    // gets in, and nothing else does.
+    s.w.service(
+        "yubiotp-test",
+        "auth required @MODULE@ @CONFIG@ nullok\nauth required pam_permit.so\n",
+    );
+    assert_eq!(auth(&s.w, "carol", "x").auth(), code::SUCCESS);
+    auth(&s.w, "mallory", "x").assert_refused(code::USER_UNKNOWN);
+    auth(&s.w, "alice", "x").assert_refused(code::AUTH_ERR);
     // An unreadable mapping is never "no key".
     fs::remove_file(s.w.authfile()).unwrap();
-    auth(&s, "carol", "x").assert_refused(code::AUTHINFO_UNAVAIL);
-    auth(&s, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
+    let r = auth(&s.w, "carol", "x");
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.contains("outcome=authinfo_unavail"))
+    );
+    auth(&s.w, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
 }
 
 #[test]
@@ -211,14 +279,22 @@ fn state_missing_or_corrupt_fails_closed() {
         ("truncated", original[..original.len() / 2].to_vec()),
     ] {
         write_mode(&path, &bytes, 0o600);
-        let r = auth(&s, "alice", s.alice.next().as_str());
+        let r = auth(&s.w, "alice", s.alice.next().as_str());
         r.assert_refused(code::AUTHINFO_UNAVAIL);
-        assert_eq!(fs::read(&path).unwrap(), bytes, "{name}: corrupt state left for forensics");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            bytes,
+            "{name}: corrupt state left for forensics"
+        );
     }
     fs::remove_file(&path).unwrap();
-    let r = auth(&s, "alice", s.alice.next().as_str());
+    let r = auth(&s.w, "alice", s.alice.next().as_str());
     r.assert_refused(code::AUTHINFO_UNAVAIL);
-    assert!(r.log_lines().iter().any(|l| l.contains("counter reset")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("counter reset")),
+        "{:?}",
+        r.log_lines()
+    );
 }
 
 #[test]
@@ -226,7 +302,7 @@ fn key_mapped_but_not_in_key_store() {
     let s = setup();
     let mut ghost = TestKey::new(5);
     s.w.write_authfile(&format!("alice:{}:{}\n", s.alice.id, ghost.id));
-    auth(&s, "alice", ghost.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", ghost.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
 }
 
 #[test]
@@ -236,47 +312,55 @@ fn insecure_or_strange_files_fail_closed() {
     let authfile = s.w.authfile();
     // World-readable key store.
     fs::set_permissions(&keystore, fs::Permissions::from_mode(0o644)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::set_permissions(&keystore, fs::Permissions::from_mode(0o600)).unwrap();
     // World-writable mapping.
     fs::set_permissions(&authfile, fs::Permissions::from_mode(0o666)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::set_permissions(&authfile, fs::Permissions::from_mode(0o644)).unwrap();
     // Symlinked mapping.
     let real = s.w.etc.join("real-mapping");
     fs::rename(&authfile, &real).unwrap();
     std::os::unix::fs::symlink(&real, &authfile).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&authfile).unwrap();
     // A FIFO: must return, not hang (the harness bounds the wait).
     nix_mkfifo(&authfile);
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&authfile).unwrap();
     // 1 GB sparse mapping.
     let f = fs::File::create(&authfile).unwrap();
     f.set_len(1 << 30).unwrap();
     drop(f);
     fs::set_permissions(&authfile, fs::Permissions::from_mode(0o644)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&authfile).unwrap();
     fs::rename(&real, &authfile).unwrap();
     // Symlinked key store.
     let real_keys = s.w.etc.join("real-keys");
     fs::rename(&keystore, &real_keys).unwrap();
     std::os::unix::fs::symlink(&real_keys, &keystore).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&keystore).unwrap();
     fs::rename(&real_keys, &keystore).unwrap();
     // State directory writable by others.
     fs::set_permissions(&s.w.state, fs::Permissions::from_mode(0o777)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::set_permissions(&s.w.state, fs::Permissions::from_mode(0o700)).unwrap();
     // Everything restored: the next OTP works.
-    assert_eq!(auth(&s, "alice", s.alice.next().as_str()).auth(), code::SUCCESS);
+    assert_eq!(
+        auth(&s.w, "alice", s.alice.next().as_str()).auth(),
+        code::SUCCESS
+    );
 }
 
 fn nix_mkfifo(p: &std::path::Path) {
-    let st = std::process::Command::new("mkfifo").arg("-m").arg("644").arg(p).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg("-m")
+        .arg("644")
+        .arg(p)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -294,24 +378,24 @@ fn configuration_errors_are_service_err() {
         "authfile=relative/path",
     ] {
         s.w.simple_service(args);
-        auth(&s, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
+        auth(&s.w, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
     }
     s.w.simple_service("");
     // Config file problems.
     write_mode(&s.w.config(), b"mode = \"local\"\nbogus = 1\n", 0o600);
-    auth(&s, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
+    auth(&s.w, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
     s.w.local_config();
     fs::set_permissions(s.w.config(), fs::Permissions::from_mode(0o666)).unwrap();
-    auth(&s, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
+    auth(&s.w, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
     fs::set_permissions(s.w.config(), fs::Permissions::from_mode(0o600)).unwrap();
     s.w.service(
         "yubiotp-test",
         "auth required @MODULE@ config=/nonexistent/yubiotp.toml\n",
     );
-    auth(&s, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
+    auth(&s.w, "alice", otp.as_str()).assert_refused(code::SERVICE_ERR);
     // Nothing was consumed: the OTP still works with a good config.
     s.w.simple_service("");
-    assert_eq!(auth(&s, "alice", otp.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
 }
 
 #[test]
@@ -319,7 +403,7 @@ fn conversation_failures_are_conv_err() {
     let mut s = setup();
     let otp = s.alice.next();
     for a in [Answer::ConvErr, Answer::NullResp, Answer::NullStr] {
-        auth(&s, "alice", a).assert_refused(code::CONV_ERR);
+        auth(&s.w, "alice", a).assert_refused(code::CONV_ERR);
     }
     let r = s.w.run(
         "yubiotp-test",
@@ -333,7 +417,7 @@ fn conversation_failures_are_conv_err() {
         r.assert_refused(code::CONV_ERR);
     }
     assert_eq!(stored(&s, &s.alice), Counter::new(1, 0));
-    assert_eq!(auth(&s, "alice", otp.as_str()).auth(), code::SUCCESS);
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
 }
 
 #[test]
@@ -367,12 +451,19 @@ fn three_attempts_in_one_process() {
         "yubiotp-test",
         "alice",
         &RunOpts {
-            answers: vec!["wrong".into(), Answer::from(&good[..43]), good.as_str().into()],
+            answers: vec![
+                "wrong".into(),
+                Answer::from(&good[..43]),
+                good.as_str().into(),
+            ],
             repeat: 3,
             ..RunOpts::default()
         },
     );
-    assert_eq!(r.auths(), vec![code::AUTH_ERR, code::AUTH_ERR, code::SUCCESS]);
+    assert_eq!(
+        r.auths(),
+        vec![code::AUTH_ERR, code::AUTH_ERR, code::SUCCESS]
+    );
     assert_eq!(r.prompts.len(), 3, "a new prompt each time");
     assert_eq!(r.fds.0, r.fds.1, "no fd leak over three attempts");
 }
@@ -380,9 +471,17 @@ fn three_attempts_in_one_process() {
 #[test]
 fn sshd_placeholder_password_is_never_an_otp() {
     let s = setup();
-    let r = auth(&s, "alice", Answer::Bytes(b"\x08\n\r\x7fINCORRECT".to_vec()));
+    let r = auth(
+        &s.w,
+        "alice",
+        Answer::Bytes(b"\x08\n\r\x7fINCORRECT".to_vec()),
+    );
     r.assert_refused(code::AUTH_ERR);
-    assert!(r.log_lines().iter().any(|l| l.contains("placeholder")), "{:?}", r.log_lines());
+    assert!(
+        r.log_lines().iter().any(|l| l.contains("placeholder")),
+        "{:?}",
+        r.log_lines()
+    );
 }
 
 #[test]
@@ -393,9 +492,12 @@ fn password_plus_otp_in_one_prompt_hands_the_password_on() {
         "auth required @MODULE@ @CONFIG@\nauth required @WRAPPER@/pam_get_items.so\n",
     );
     let otp = s.alice.next();
-    let r = auth(&s, "alice", format!("hunter2{otp}"));
+    let r = auth(&s.w, "alice", format!("hunter2{otp}"));
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
-    assert_eq!(r.env.get("PAM_AUTHTOK").map(Vec::as_slice), Some(&b"hunter2"[..]));
+    assert_eq!(
+        r.env.get("PAM_AUTHTOK").map(Vec::as_slice),
+        Some(&b"hunter2"[..])
+    );
     assert!(!r.everything().contains("hunter2"), "password never logged");
 }
 
@@ -414,10 +516,14 @@ fn try_first_pass_and_use_first_pass() {
     // try_first_pass: password+OTP from PAM_AUTHTOK, no prompt.
     s.w.service("yubiotp-test", &stack("try_first_pass"));
     let otp = s.alice.next();
-    let r = s.w.run("yubiotp-test", "alice", &with_tok(format!("s3cret{otp}")));
+    let r =
+        s.w.run("yubiotp-test", "alice", &with_tok(format!("s3cret{otp}")));
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     assert!(r.prompts.is_empty());
-    assert_eq!(r.env.get("PAM_AUTHTOK").map(Vec::as_slice), Some(&b"s3cret"[..]));
+    assert_eq!(
+        r.env.get("PAM_AUTHTOK").map(Vec::as_slice),
+        Some(&b"s3cret"[..])
+    );
     // try_first_pass: a plain password in PAM_AUTHTOK → prompt for the OTP.
     let otp = s.alice.next();
     let mut opts = with_tok("s3cret".into());
@@ -431,7 +537,11 @@ fn try_first_pass_and_use_first_pass() {
     r.assert_refused(code::AUTH_ERR);
     assert!(r.prompts.is_empty());
     // use_first_pass with sshd's placeholder password.
-    let r = s.w.run("yubiotp-test", "alice", &with_tok("\x08\n\r\x7fINCORRECT".into()));
+    let r = s.w.run(
+        "yubiotp-test",
+        "alice",
+        &with_tok("\x08\n\r\x7fINCORRECT".into()),
+    );
     r.assert_refused(code::AUTH_ERR);
     let otp = s.alice.next();
     let r = s.w.run("yubiotp-test", "alice", &with_tok(otp.clone()));
@@ -446,7 +556,7 @@ fn custom_prompt() {
         "yubiotp-test",
         "auth required @MODULE@ @CONFIG@ [prompt=Touch your key: ]\n",
     );
-    let r = auth(&s, "alice", s.alice.next().as_str());
+    let r = auth(&s.w, "alice", s.alice.next().as_str());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     assert_eq!(r.prompts, vec![(1, "Touch your key: ".to_string())]);
 }
@@ -460,19 +570,19 @@ fn secrets_never_reach_logs_or_messages() {
     let mut runs = Vec::new();
     let fresh = s.alice.next();
     otps.push(fresh.clone());
-    runs.push(auth(&s, "alice", fresh.as_str()));
-    runs.push(auth(&s, "alice", fresh.as_str())); // replay
+    runs.push(auth(&s.w, "alice", fresh.as_str()));
+    runs.push(auth(&s.w, "alice", fresh.as_str())); // replay
     let bobs = s.bob.next();
     otps.push(bobs.clone());
-    runs.push(auth(&s, "alice", bobs.as_str())); // not mapped
+    runs.push(auth(&s.w, "alice", bobs.as_str())); // not mapped
     let pw = format!("Pa55w0rd{}", s.alice.next());
     otps.push(pw[8..].to_string());
-    runs.push(auth(&s, "alice", pw.as_str()));
-    runs.push(auth(&s, "alice", "Pa55w0rdNoOtpHere"));
+    runs.push(auth(&s.w, "alice", pw.as_str()));
+    runs.push(auth(&s.w, "alice", "Pa55w0rdNoOtpHere"));
     fs::remove_file(CounterStore::open(&s.w.state).unwrap().path_of(&s.alice.id)).unwrap();
     let unavail = s.alice.next();
     otps.push(unavail.clone());
-    runs.push(auth(&s, "alice", unavail.as_str()));
+    runs.push(auth(&s.w, "alice", unavail.as_str()));
     for r in &runs {
         let all = r.everything().to_lowercase();
         assert!(!all.contains(&aes_hex), "AES key leaked");
@@ -496,14 +606,18 @@ fn hundred_processes_one_otp_exactly_one_success() {
         wait_for: Some(go.clone()),
         ..RunOpts::default()
     };
-    let children: Vec<_> = (0..100).map(|_| s.w.spawn("yubiotp-test", "alice", &opts)).collect();
+    let children: Vec<_> = (0..100)
+        .map(|_| s.w.spawn("yubiotp-test", "alice", &opts))
+        .collect();
     fs::write(&go, b"").unwrap();
     let results: Vec<i32> = children.into_iter().map(|c| c.finish().auth()).collect();
     let ok = results.iter().filter(|c| **c == code::SUCCESS).count();
     assert_eq!(ok, 1, "exactly one success: {results:?}");
-    assert!(results
-        .iter()
-        .all(|c| *c == code::SUCCESS || *c == code::AUTH_ERR || *c == code::AUTHINFO_UNAVAIL));
+    assert!(
+        results
+            .iter()
+            .all(|c| *c == code::SUCCESS || *c == code::AUTH_ERR || *c == code::AUTHINFO_UNAVAIL)
+    );
     assert!(!results.contains(&code::IGNORE));
     assert_eq!(stored(&s, &s.alice), s.alice.counter);
 }
@@ -511,7 +625,11 @@ fn hundred_processes_one_otp_exactly_one_success() {
 #[test]
 fn kill_between_temp_write_and_rename_leaves_old_or_new_state() {
     let mut s = setup();
-    if std::process::Command::new("strace").arg("-V").output().is_err() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIP: strace not installed (scripts/setup.sh installs it)");
         return;
     }
@@ -532,14 +650,22 @@ fn kill_between_temp_write_and_rename_leaves_old_or_new_state() {
             ..RunOpts::default()
         },
     );
-    assert!(r.rc.iter().all(|(op, _)| op != "authenticate"), "killed before returning: {}", r.everything());
+    assert!(
+        r.rc.iter().all(|(op, _)| op != "authenticate"),
+        "killed before returning: {}",
+        r.everything()
+    );
     let store = CounterStore::open(&s.w.state).unwrap();
-    assert_eq!(fs::read(store.path_of(&s.alice.id)).unwrap(), before, "old state intact");
+    assert_eq!(
+        fs::read(store.path_of(&s.alice.id)).unwrap(),
+        before,
+        "old state intact"
+    );
     assert_eq!(store.read(&s.alice.id).unwrap(), Counter::new(1, 0));
     // The OTP was never accepted, so it is accepted once now; the stray
     // temp file is cleaned up and never parsed as state.
-    assert_eq!(auth(&s, "alice", otp.as_str()).auth(), code::SUCCESS);
-    auth(&s, "alice", otp.as_str()).assert_refused(code::AUTH_ERR);
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
+    auth(&s.w, "alice", otp.as_str()).assert_refused(code::AUTH_ERR);
     let leftovers: Vec<_> = fs::read_dir(&s.w.state)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -551,7 +677,7 @@ fn kill_between_temp_write_and_rename_leaves_old_or_new_state() {
 // ---- per-user mapping files (~/.yubico/authorized_yubikeys) ----
 
 fn per_user_setup() -> (Setup, User) {
-    let mut s = setup();
+    let s = setup();
     s.w.write_config(
         "mode = \"local\"\n[local]\nkeystore = \"@ETC@/keys\"\nstatedir = \"@STATE@\"\n",
     );
@@ -577,52 +703,69 @@ fn per_user_file_read_as_the_user() {
     }
     let (mut s, alice) = per_user_setup();
     let file = alice.home.join(".yubico/authorized_yubikeys");
-    assert_eq!(auth(&s, "alice", s.alice.next().as_str()).auth(), code::SUCCESS);
+    assert_eq!(
+        auth(&s.w, "alice", s.alice.next().as_str()).auth(),
+        code::SUCCESS
+    );
     // Lines for other users in alice's file grant nothing to them.
-    write_mode(&file, format!("alice:{}\nbob:{}\n", s.alice.id, s.alice.id).as_bytes(), 0o644);
+    write_mode(
+        &file,
+        format!("alice:{}\nbob:{}\n", s.alice.id, s.alice.id).as_bytes(),
+        0o644,
+    );
     std::os::unix::fs::chown(&file, Some(2001), Some(2001)).unwrap();
-    auth(&s, "bob", s.alice.next().as_str()).assert_refused(code::USER_UNKNOWN);
+    auth(&s.w, "bob", s.alice.next().as_str()).assert_refused(code::USER_UNKNOWN);
     // Root-owned 0600: root could read it, alice cannot — and we read as alice.
     std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     // Owned by another user.
     std::os::unix::fs::chown(&file, Some(2002), Some(2002)).unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     // Group-writable.
     std::os::unix::fs::chown(&file, Some(2001), Some(2001)).unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o664)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
     // A symlink to a root-only file.
     let secret = s.w.etc.join("shadowish");
     write_mode(&secret, format!("alice:{}\n", s.alice.id).as_bytes(), 0o600);
     fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink(&secret, &file).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&file).unwrap();
     // A FIFO.
     nix_mkfifo(&file);
     std::os::unix::fs::chown(&file, Some(2001), Some(2001)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&file).unwrap();
     // Oversized: 64 KiB + 1.
     write_mode(&file, &vec![b'#'; (64 << 10) + 1], 0o644);
     std::os::unix::fs::chown(&file, Some(2001), Some(2001)).unwrap();
-    auth(&s, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", s.alice.next().as_str()).assert_refused(code::AUTHINFO_UNAVAIL);
     fs::remove_file(&file).unwrap();
     // Missing file: the user positively has no key.
-    auth(&s, "alice", "x").assert_refused(code::USER_UNKNOWN);
-    s.w.simple_service("nullok");
-    assert_eq!(auth(&s, "alice", "x").auth(), code::IGNORE);
+    auth(&s.w, "alice", "x").assert_refused(code::USER_UNKNOWN);
+    s.w.service(
+        "yubiotp-test",
+        "auth required @MODULE@ @CONFIG@ nullok\nauth required pam_permit.so\n",
+    );
+    let r = auth(&s.w, "alice", "x");
+    assert_eq!(
+        r.auth(),
+        code::SUCCESS,
+        "nullok + permit: {}",
+        r.everything()
+    );
+    assert!(r.log_lines().iter().any(|l| l.contains("outcome=ignore")));
     // A world-writable home is not trusted, even with nullok.
     fs::set_permissions(&alice.home, fs::Permissions::from_mode(0o777)).unwrap();
-    auth(&s, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
     fs::set_permissions(&alice.home, fs::Permissions::from_mode(0o755)).unwrap();
     // A missing home is not "no key", even with nullok.
     fs::rename(&alice.home, s.w.dir.path().join("moved")).unwrap();
-    auth(&s, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
+    auth(&s.w, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
 }
 
 #[test]

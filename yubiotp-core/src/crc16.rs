@@ -23,10 +23,62 @@ pub fn crc16(data: &[u8]) -> u16 {
     crc
 }
 
+const fn step(mut crc: u16, b: u8) -> u16 {
+    crc ^= b as u16;
+    let mut i = 0;
+    while i < 8 {
+        crc = if crc & 1 != 0 {
+            (crc >> 1) ^ 0x8408
+        } else {
+            crc >> 1
+        };
+        i += 1;
+    }
+    crc
+}
+
+/// The CRC register is linear, so over a fixed 16 bytes it is the CRC of
+/// 16 zero bytes XOR one table entry per position: `POSITION[i][b]` is the
+/// effect of byte `b` at position `i` (init 0). Sixteen independent lookups
+/// instead of 128 dependent bit steps.
+#[allow(clippy::indexing_slicing)] // const evaluation; indices are loop-bounded
+const POSITION: [[u16; 256]; 16] = {
+    let mut t = [[0u16; 256]; 16];
+    let mut b = 0;
+    while b < 256 {
+        let mut v = step(0, b as u8);
+        let mut i = 15;
+        loop {
+            t[i][b] = v;
+            if i == 0 {
+                break;
+            }
+            i -= 1;
+            v = step(v, 0);
+        }
+        b += 1;
+    }
+    t
+};
+
+const ZEROS: u16 = {
+    let mut crc = 0xffff;
+    let mut i = 0;
+    while i < 16 {
+        crc = step(crc, 0);
+        i += 1;
+    }
+    crc
+};
+
 /// True when a 16-byte plaintext block carries a correct CRC.
 #[must_use]
 pub fn is_valid(block: &[u8; 16]) -> bool {
-    crc16(block) == RESIDUE
+    let mut crc = ZEROS;
+    for (table, b) in POSITION.iter().zip(block) {
+        crc ^= table.get(usize::from(*b)).copied().unwrap_or(0);
+    }
+    crc == RESIDUE
 }
 
 /// The two CRC bytes to store at offset 14 for the first 14 bytes `head`.
@@ -54,5 +106,26 @@ mod tests {
         let mut bad = block;
         bad[3] ^= 1;
         assert!(!is_valid(&bad));
+    }
+
+    #[test]
+    fn table_check_equals_bitwise_crc() {
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..20_000 {
+            let mut block = [0u8; 16];
+            for b in &mut block {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            assert_eq!(is_valid(&block), crc16(&block) == RESIDUE);
+            let mut head = [0u8; 14];
+            head.copy_from_slice(&block[..14]);
+            let [c0, c1] = crc_field(&head);
+            block[14] = c0;
+            block[15] = c1;
+            assert!(is_valid(&block));
+        }
     }
 }

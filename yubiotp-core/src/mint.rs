@@ -1,7 +1,7 @@
 //! Making OTPs: what a YubiKey does when touched. Used by the software key
 //! (`ykmap softkey`) and by tests.
 
-use aes::Aes128;
+use aes::Aes128Enc;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use zeroize::Zeroize;
 
@@ -14,10 +14,10 @@ use crate::secret::{AesKey, KeyMaterial};
 /// AES-128-ECB encryption of one block.
 #[must_use]
 pub fn encrypt_block(plain: &[u8; 16], key: &AesKey) -> [u8; 16] {
-    let cipher = Aes128::new(GenericArray::from_slice(key.expose_bytes()));
-    let mut block = GenericArray::clone_from_slice(plain);
-    cipher.encrypt_block(&mut block);
-    block.into()
+    let cipher = Aes128Enc::new(GenericArray::from_slice(key.expose_bytes()));
+    let mut block = *plain;
+    cipher.encrypt_block(GenericArray::from_mut_slice(&mut block));
+    block
 }
 
 /// Builds the OTP string a key would type: `public_id` in modhex followed by

@@ -12,28 +12,52 @@ use crate::error::ModhexError;
 /// The modhex alphabet: the character for nibble `n` is `ALPHABET[n]`.
 pub const ALPHABET: [u8; 16] = *b"cbdefghijklnrtuv";
 
+/// Nibble value of every byte, `0xff` for bytes outside the alphabet.
+#[allow(clippy::indexing_slicing)] // const evaluation; indices are < 16 and < 256
+const NIBBLE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut n = 0;
+    while n < 16 {
+        let c = ALPHABET[n];
+        t[c as usize] = n as u8;
+        t[c.to_ascii_uppercase() as usize] = n as u8;
+        n += 1;
+    }
+    t
+};
+
+/// Table lookup; a `u8` index into 256 entries cannot be out of bounds.
+#[allow(clippy::indexing_slicing)]
+const fn lut(c: u8) -> u8 {
+    NIBBLE[c as usize]
+}
+
 /// The nibble value of one modhex character (either case), or `None`.
 #[must_use]
 pub const fn nibble(c: u8) -> Option<u8> {
-    match c.to_ascii_lowercase() {
-        b'c' => Some(0),
-        b'b' => Some(1),
-        b'd' => Some(2),
-        b'e' => Some(3),
-        b'f' => Some(4),
-        b'g' => Some(5),
-        b'h' => Some(6),
-        b'i' => Some(7),
-        b'j' => Some(8),
-        b'k' => Some(9),
-        b'l' => Some(10),
-        b'n' => Some(11),
-        b'r' => Some(12),
-        b't' => Some(13),
-        b'u' => Some(14),
-        b'v' => Some(15),
-        _ => None,
+    match lut(c) {
+        0xff => None,
+        n => Some(n),
     }
+}
+
+/// Decodes pairs of modhex characters into `out` without stopping at a bad
+/// character; returns false when any character was bad. `src` must hold
+/// exactly `2 * out.len()` bytes (else false).
+pub(crate) fn decode_lossy(src: &[u8], out: &mut [u8]) -> bool {
+    if src.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (pair, dst) in src.chunks_exact(2).zip(out.iter_mut()) {
+        let (hi, lo) = match pair {
+            [hi, lo] => (lut(*hi), lut(*lo)),
+            _ => (0xff, 0xff),
+        };
+        bad |= (hi | lo) & 0xf0;
+        *dst = (hi << 4) | (lo & 0x0f);
+    }
+    bad == 0
 }
 
 fn char_of(n: u8) -> char {

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use aes::Aes128;
+use aes::Aes128Dec;
 use aes::cipher::{BlockDecrypt, KeyInit, generic_array::GenericArray};
 use zeroize::Zeroize;
 
@@ -89,11 +89,23 @@ impl fmt::Debug for Plaintext {
 /// checked and reported in [`Plaintext::crc_ok`], not enforced.
 #[must_use]
 pub fn decrypt(ciphertext: &Ciphertext, key: &AesKey) -> Plaintext {
-    let cipher = Aes128::new(GenericArray::from_slice(key.expose_bytes()));
-    let mut block = GenericArray::clone_from_slice(ciphertext.expose_bytes());
-    cipher.decrypt_block(&mut block);
-    let mut raw: [u8; 16] = block.into();
+    // The decrypt-only key schedule zeroizes itself on drop (aes "zeroize").
+    let cipher = Aes128Dec::new(GenericArray::from_slice(key.expose_bytes()));
+    let mut raw = *ciphertext.expose_bytes();
+    cipher.decrypt_block(GenericArray::from_mut_slice(&mut raw));
     let plain = Plaintext::from_block(&raw);
     raw.zeroize();
     plain
+}
+
+#[cfg(test)]
+mod tests {
+    fn zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn aes_key_schedules_zeroize_on_drop() {
+        zeroize_on_drop::<aes::Aes128>();
+        zeroize_on_drop::<aes::Aes128Dec>();
+        zeroize_on_drop::<aes::Aes128Enc>();
+    }
 }

@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use zeroize::Zeroize;
+
 use crate::error::TokenError;
 use crate::modhex;
 use crate::public_id::PublicId;
@@ -59,25 +61,25 @@ impl Token {
                 .unwrap_or(0);
             return Err(TokenError::NotModhex { position });
         }
-        let bytes = s.as_bytes();
-        if let Some(position) = bytes.iter().position(|c| modhex::nibble(*c).is_none()) {
-            return Err(TokenError::NotModhex { position });
-        }
-        let (id_part, ct_part) = bytes.split_at(token_id_length);
+        let (id_part, ct_part) = s.as_bytes().split_at(token_id_length);
         let mut id = [0u8; 16];
+        let mut ct = [0u8; 16];
         let id_bytes = id
             .get_mut(..token_id_length / 2)
             .ok_or(TokenError::BadIdLength { token_id_length })?;
-        modhex::decode_into(id_part, id_bytes)
-            .map_err(|_| TokenError::NotModhex { position: 0 })?;
+        let ok = modhex::decode_lossy(id_part, id_bytes) & modhex::decode_lossy(ct_part, &mut ct);
+        if !ok {
+            ct.zeroize();
+            let position = s
+                .bytes()
+                .position(|c| modhex::nibble(c).is_none())
+                .unwrap_or(0);
+            return Err(TokenError::NotModhex { position });
+        }
         let public_id = PublicId::from_bytes(id_bytes)
             .map_err(|_| TokenError::BadIdLength { token_id_length })?;
-        let mut ct = [0u8; 16];
-        modhex::decode_into(ct_part, &mut ct).map_err(|_| TokenError::NotModhex {
-            position: token_id_length,
-        })?;
         let ciphertext = Ciphertext::from_bytes(ct);
-        zeroize::Zeroize::zeroize(&mut ct);
+        ct.zeroize();
         Ok(Self {
             public_id,
             ciphertext,

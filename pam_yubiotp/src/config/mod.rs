@@ -410,3 +410,155 @@ pub fn from_module_args<S: AsRef<str>>(argv: &[S]) -> Result<Settings, ConfigErr
     let file = load_file(&path, explicit)?;
     resolve(file.as_ref(), &args)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+
+    #[test]
+    fn defaults() {
+        let s = resolve(None, &parse_args(&["mode=local"]).unwrap()).unwrap();
+        assert_eq!(s.mode, Mode::Local);
+        assert_eq!(s.local.keystore, PathBuf::from(DEFAULT_KEYSTORE));
+        assert_eq!(s.local.statedir, PathBuf::from(DEFAULT_STATEDIR));
+        assert_eq!(s.token_id_length, 12);
+        assert_eq!(s.prompt, DEFAULT_PROMPT);
+        assert_eq!(s.cloud.timeout, Duration::from_secs(5));
+        assert_eq!(s.cloud.urls[0].to_string(), DEFAULT_URL);
+        assert!(s.authfile.is_none() && !s.nullok && !s.debug);
+        // Cloud is the default mode and needs id and key.
+        let e = resolve(None, &ArgOverrides::default()).unwrap_err();
+        assert!(e.0.contains("cloud.id"), "{e}");
+    }
+
+    #[test]
+    fn file_then_args_last_wins() {
+        let file = parse_file(&format!(
+            "mode = \"hybrid\"\ntoken_id_length = 16\nprompt = \"OTP: \"\n[cloud]\nid = 7\nkey = \"{KEY}\"\nurls = [\"https://a.example/v\", \"http://127.0.0.1:9/v\"]\ntimeout = 1.5\n[local]\nstatedir = \"/srv/state\"\n"
+        ))
+        .unwrap();
+        let s = resolve(Some(&file), &ArgOverrides::default()).unwrap();
+        assert_eq!(s.mode, Mode::Hybrid);
+        assert_eq!(s.token_id_length, 16);
+        assert_eq!(s.cloud.id, Some(7));
+        assert_eq!(s.cloud.urls.len(), 2);
+        assert_eq!(s.cloud.timeout, Duration::from_millis(1500));
+        assert_eq!(s.local.statedir, PathBuf::from("/srv/state"));
+        assert!(s.warnings.is_empty());
+        let args = parse_args(&[
+            "mode=client",
+            "id=9",
+            "token_id_length=8",
+            "urllist=https://b.example/v;https://c.example/v",
+            "timeout=2",
+            "try_first_pass",
+            "prompt=Key: ",
+            "statedir=/var/x",
+        ])
+        .unwrap();
+        let s = resolve(Some(&file), &args).unwrap();
+        assert_eq!(s.mode, Mode::Cloud);
+        assert_eq!(s.cloud.id, Some(9));
+        assert_eq!(s.token_id_length, 8);
+        assert_eq!(s.cloud.urls.len(), 2);
+        assert_eq!(s.cloud.urls[1].host, "c.example");
+        assert_eq!(s.cloud.timeout, Duration::from_secs(2));
+        assert_eq!(s.first_pass, FirstPass::Try);
+        assert_eq!(s.prompt, "Key: ");
+        assert_eq!(s.local.statedir, PathBuf::from("/var/x"));
+        // key= on the PAM line works but warns (world-readable /etc/pam.d).
+        let args = parse_args(&[format!("key={KEY}"), "id=1".to_string()]).unwrap();
+        let s = resolve(None, &args).unwrap();
+        assert!(s.cloud.key.is_some());
+        assert!(s.warnings.iter().any(|w| w.contains("key=")));
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_item_not_the_secret() {
+        for bad in [
+            "nulok",
+            "degub",
+            "alwaysok",
+            "mode=clowd",
+            "timeout=0",
+            "timeout=-1",
+            "timeout=1e9",
+            "timeout=5s",
+            "timeout=",
+            "token_id_length=13",
+            "token_id_length=40",
+            "token_id_length=-2",
+            "urllist=",
+            "urllist=ftp://x/",
+            "urllist=https://",
+            "id=0",
+            "id=x",
+            "debug=yes",
+            "config=relative.toml",
+            "keystore=keys",
+            "proxy=socks5://h:1",
+            "url=https://x/%d",
+        ] {
+            assert!(parse_args(&[bad]).is_err(), "{bad}");
+        }
+        let secret = "c2VjcmV0IHN0dWZm!!";
+        let e = parse_args(&[format!("key={secret}")]).unwrap_err();
+        assert!(e.0.contains("key") && !e.0.contains(secret), "{e}");
+        // A TOML error on the key line never quotes the value.
+        let e = parse_file("[cloud]\nkey = \"abc\ndef\"\n").unwrap_err();
+        assert!(!e.contains("abc"), "{e}");
+        let e = parse_file("bogus = 1\n").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse_file(&format!("[cloud]\nkey = \"{secret}\"\nid = 1\n")).unwrap();
+        let err = resolve(Some(&e), &ArgOverrides::default()).unwrap_err();
+        assert!(!err.0.contains(secret), "{err}");
+        assert!(
+            !format!("{e:?}").contains(secret),
+            "raw file Debug redacts the key"
+        );
+    }
+
+    #[test]
+    fn mode_requirements() {
+        let need = |args: &[&str]| resolve(None, &parse_args(args).unwrap());
+        assert!(need(&["mode=cloud", "id=1"]).is_err(), "no key");
+        assert!(need(&["mode=cloud", "id=1", "insecure_unsigned"]).is_ok());
+        assert!(
+            need(&[
+                "mode=cloud",
+                "id=1",
+                "insecure_unsigned",
+                "urllist=http://127.0.0.1:1/v"
+            ])
+            .is_err(),
+            "http without a key"
+        );
+        assert!(
+            need(&["mode=hybrid", "insecure_unsigned"]).is_err(),
+            "no id"
+        );
+        assert!(need(&["mode=local"]).is_ok());
+    }
+
+    #[test]
+    fn config_file_checks() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = crate::testutil::tempdir();
+        let p = d.path().join("c.toml");
+        assert!(
+            load_file(&p, false).unwrap().is_none(),
+            "absent default is fine"
+        );
+        assert!(load_file(&p, true).is_err(), "absent explicit is an error");
+        std::fs::write(&p, format!("[cloud]\nkey = \"{KEY}\"\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_file(&p, true).unwrap_err();
+        assert!(e.0.contains("0600") && !e.0.contains(KEY), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_file(&p, true).unwrap().is_some());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(load_file(&p, true).is_err(), "world-writable");
+    }
+}
