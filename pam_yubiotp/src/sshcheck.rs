@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 /// The module's file name as it appears on a PAM line.
 pub const MODULE: &str = "pam_yubiotp.so";
 
+/// The name cargo gives the built module (`target/release/libpam_yubiotp.so`),
+/// also recognised when a PAM line points at a build directly.
+pub const MODULE_BUILD_NAME: &str = "libpam_yubiotp.so";
+
 /// Modules that ask for (or check) the system password.
 pub const PASSWORD_MODULES: &[&str] = &[
     "pam_unix.so",
@@ -281,7 +285,8 @@ impl Rule {
     }
 
     fn is_ours(&self) -> bool {
-        self.module_name() == MODULE
+        let name = self.module_name();
+        name == MODULE || name == MODULE_BUILD_NAME
     }
 
     fn asks_password(&self) -> bool {
@@ -1281,6 +1286,14 @@ auth\toptional\t\t\tpam_cap.so
             "auth optional /lib/x86_64-linux-gnu/security/pam_yubiotp.so\n",
         );
         assert_eq!(kinds(&p), vec![ProblemKind::ModuleOptional]);
+        // A build used in place is recognised; a look-alike is not.
+        let p = check(
+            &key_then_otp_sshd(),
+            "auth required /src/target/release/libpam_yubiotp.so\n",
+        );
+        assert!(p.is_empty(), "{p:#?}");
+        let p = check(&key_then_otp_sshd(), "auth required pam_yubiotp.so.bak\n");
+        assert_eq!(kinds(&p), vec![ProblemKind::ModuleMissing]);
     }
 
     #[test]
