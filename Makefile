@@ -21,7 +21,8 @@ release:
 #   make uninstall   (same DESTDIR/PREFIX; keeps keys, state, edited config)
 #   make deb         (a .deb with the same layout, built with dpkg-deb)
 # `sudo make install` builds as root if the build is not up to date: run
-# `make release` as yourself first.
+# `make release` as yourself first. NOBUILD=1 installs what is built as is
+# (for a root without cargo, or packaging).
 .PHONY: install uninstall deb install-build
 
 PREFIX ?= /usr
@@ -32,12 +33,16 @@ export TARGET_DIR
 
 # The module, and ykmap when its crate is in the workspace.
 install-build:
+ifeq ($(NOBUILD),1)
+	@echo "install: NOBUILD=1: installing the existing build from $(TARGET_DIR)/release" >&2
+else
 	cargo build --release --locked -p pam_yubiotp
 	@if cargo metadata --format-version 1 --no-deps 2>/dev/null | grep -q '"name":"ykmap-tool"'; then \
 		cargo build --release --locked -p ykmap-tool; \
 	else \
 		echo "install: ykmap-tool is not in the workspace yet; ykmap will be skipped" >&2; \
 	fi
+endif
 
 install: install-build
 	scripts/install.sh

@@ -321,6 +321,30 @@ impl Drop for Sshd {
     }
 }
 
+/// The harness's lock around pam_wrapper start-ups (its constructor races
+/// on /tmp/pam.X); every connection makes sshd re-exec, so each ssh run and
+/// each sshd start holds it.
+struct WrapperLock(fs::File);
+
+impl WrapperLock {
+    fn take() -> Self {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(yubiotp_tests::scratch_root().join("pam_wrapper.lock"))
+            .unwrap();
+        f.lock().unwrap();
+        Self(f)
+    }
+}
+
+impl Drop for WrapperLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -463,6 +487,7 @@ impl Site {
             );
             let log = self.dir.join("sshd.log");
             let _ = fs::remove_file(&log);
+            let _lock = WrapperLock::take();
             let child = Command::new(SSHD)
                 .arg("-D")
                 .arg("-e")
@@ -515,6 +540,7 @@ impl Site {
             fs::set_permissions(&answer_file, fs::Permissions::from_mode(0o600)).unwrap();
         }
         let _ = fs::remove_file(self.dir.join("askpass.log"));
+        let _lock = WrapperLock::take();
         let mut child = Command::new(SSH)
             .arg("-F")
             .arg("/dev/null")
