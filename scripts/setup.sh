@@ -11,6 +11,7 @@ packages=(
   strace           # crash-injection tests (kill at the real rename syscall)
   gcc              # the C test application
   make
+  time             # GNU time: max RSS in the benchmarks
 )
 
 missing=()

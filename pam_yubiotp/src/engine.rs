@@ -136,16 +136,32 @@ fn hybrid_after_ok(
     signed: bool,
     log: &dyn Log,
 ) -> Verdict {
-    let (keys, counters) = match open_local(settings) {
-        Ok(stores) => stores,
-        Err(why) => {
+    // A hybrid host may hold no keys at all: a key store that does not exist
+    // holds nothing. One that exists but cannot be trusted or read fails
+    // closed, since it might hold this key.
+    let keys = match KeyStore::load(&settings.local.keystore) {
+        Ok(keys) => keys,
+        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
+            return Verdict::Accepted(Accepted { backend: "cloud" });
+        }
+        Err(e) => {
             return Verdict::Unavailable(format!(
-                "cloud OK from {server}, but the local counters cannot be updated: {why}"
+                "cloud OK from {server}, but the local key store cannot be checked: {}",
+                describe_store_error(&e)
             ));
         }
     };
     let Some(key) = keys.get(&token.public_id) else {
         return Verdict::Accepted(Accepted { backend: "cloud" });
+    };
+    let counters = match CounterStore::open(&settings.local.statedir) {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::Unavailable(format!(
+                "cloud OK from {server}, but the local counters cannot be updated: {}",
+                describe_store_error(&e)
+            ));
+        }
     };
     match local::check_and_commit(token, key, &counters) {
         LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {

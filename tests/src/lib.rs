@@ -136,7 +136,8 @@ impl TestKey {
         mint_token(&self.id, &self.key, c, false, 0x12_3456, 0xbeef)
     }
 
-    /// The next OTP (session counter + 1).
+    /// The next OTP (session counter + 1). Not an iterator: it never ends.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> String {
         self.counter = self.counter.next_otp().unwrap();
         self.otp_at(self.counter)
@@ -599,13 +600,21 @@ fn parse_run(stdout: &str, stderr: &str) -> Run {
 struct WrapperLock(fs::File);
 
 impl WrapperLock {
+    /// Machine-wide (not per target dir): every pam_wrapper user on the
+    /// machine races for the same 62 `/tmp/pam.<c>` names.
+    const PATH: &'static str = "/tmp/pam_wrapper-yubiotp-tests.lock";
+
     fn take() -> Self {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(scratch_root().join("pam_wrapper.lock"))
-            .unwrap();
+        let f = fs::File::open(Self::PATH).or_else(|_| {
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(Self::PATH)?;
+            let _ = f.set_permissions(fs::Permissions::from_mode(0o666));
+            Ok::<_, std::io::Error>(f)
+        });
+        let f = f.unwrap();
         f.lock().unwrap();
         Self(f)
     }

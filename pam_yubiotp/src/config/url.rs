@@ -85,7 +85,8 @@ impl ServerUrl {
         })
     }
 
-    /// Parses a proxy URL (`http://` or `https://` proxies only).
+    /// Parses a proxy URL: an `http://` proxy (HTTPS targets go through it
+    /// with CONNECT). TLS to the proxy itself and SOCKS are not supported.
     ///
     /// # Errors
     /// A short reason.
@@ -93,7 +94,13 @@ impl ServerUrl {
         if s.starts_with("socks") {
             return Err(format!("{s:?}: SOCKS proxies are not supported"));
         }
-        Self::parse(s)
+        let url = Self::parse(s)?;
+        if url.https {
+            return Err(format!(
+                "{s:?}: TLS to the proxy is not supported; use http://host:port (HTTPS targets are tunnelled with CONNECT)"
+            ));
+        }
+        Ok(url)
     }
 
     /// `host:port` as it goes in a `Host:` header or a CONNECT line.
@@ -147,5 +154,7 @@ mod tests {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(ServerUrl::parse_proxy("socks5://h:1080").is_err());
+        assert!(ServerUrl::parse_proxy("https://proxy:3128").is_err());
+        assert!(ServerUrl::parse_proxy("http://proxy:3128").is_ok());
     }
 }

@@ -1,0 +1,37 @@
+//! Test support for `pam_yubiotp`: a loopback Yubico Validation Protocol
+//! 2.0 server with scripted behaviours ([`server`]), a throw-away PKI for
+//! its HTTPS mode ([`pki`]), and a counting HTTP CONNECT proxy
+//! ([`proxy`]). Everything binds `127.0.0.1` only, every loop is bounded,
+//! and each server or proxy runs on exactly one thread that is joined on
+//! drop. The `ykval-mock` binary exposes the same behaviours from the
+//! command line for benchmarks and end-to-end tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod pki;
+pub mod proto;
+pub mod proxy;
+pub mod server;
+
+pub use pki::{CertKind, TestPki};
+pub use proxy::ConnectProxy;
+pub use server::{Behavior, Config, MockServer, Record, RequestSignature};
+
+/// The API key of the protocol's published test vectors (base64).
+pub const TEST_KEY_B64: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+
+/// [`TEST_KEY_B64`], decoded.
+#[must_use]
+pub fn test_key() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(TEST_KEY_B64)
+        .unwrap_or_default()
+}
+
+/// The number of threads of this process (`/proc/self/task`), or 0 when
+/// it cannot be read.
+#[must_use]
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
+}

@@ -1,0 +1,254 @@
+//! `ykmap map add|remove|list`: edits of the central authfile, or of a
+//! user's own `~/.yubico/authorized_yubikeys` when no authfile is set.
+//!
+//! A per-user file is read and written with the user's file-system
+//! identity (`setfsuid`), never as root: the kernel then creates
+//! `~/.yubico` (0700) and the file (0600) owned by the user, and refuses
+//! whatever the user could not do (a symlink planted by the user is never
+//! followed: every open uses `O_NOFOLLOW`).
+
+use std::path::{Path, PathBuf};
+
+use pam_yubiotp::config::Settings;
+use pam_yubiotp::fs_policy::{self, FilePolicy, Owner};
+use pam_yubiotp::mapping::{self, KeyLookup, Mapping, Passwd, USER_FILE, USER_FILE_MAX};
+use pam_yubiotp::privs;
+
+use crate::cli::MapCmd;
+use crate::edit::{self, NewFile};
+use crate::error::{CliError, CliResult};
+use crate::mapedit;
+use crate::settings::Loaded;
+use crate::warn;
+
+/// Largest central authfile the module reads.
+const AUTHFILE_MAX: u64 = FilePolicy::ROOT_SHARED.max_size;
+
+/// Runs a `map` command.
+///
+/// # Errors
+/// See [`CliError`].
+pub fn run(cmd: &MapCmd, loaded: &Loaded) -> CliResult {
+    let settings = loaded.paths()?;
+    match cmd {
+        MapCmd::Add { user, pubids } => add(&settings, user, pubids),
+        MapCmd::Remove { user, pubids } => remove(&settings, user, pubids),
+        MapCmd::List { user } => list(&settings, user.as_deref()),
+    }
+}
+
+fn passwd(user: &str) -> CliResult<Option<Passwd>> {
+    mapping::lookup_user(user).map_err(CliError::failed)
+}
+
+fn known_user(user: &str) -> CliResult<Passwd> {
+    passwd(user)?.ok_or_else(|| {
+        CliError::failed(format!(
+            "no user {user:?} in the passwd database (needed for ~{user}/{USER_FILE}, \
+             as no central authfile is configured)"
+        ))
+    })
+}
+
+/// Applies `change` to the mapping file that holds `user`'s keys.
+fn edit_mapping<T>(
+    settings: &Settings,
+    user: &str,
+    change: impl FnOnce(&[u8]) -> CliResult<(Option<Vec<u8>>, T)>,
+) -> CliResult<(PathBuf, T)> {
+    match &settings.authfile {
+        Some(path) => {
+            if passwd(user)?.is_none() {
+                warn(&format!("{user:?} is not in the passwd database"));
+            }
+            let v = edit::edit_locked(path, AUTHFILE_MAX, NewFile { mode: 0o644 }, |old| {
+                change(old.unwrap_or_default())
+            })?;
+            audit_central(path);
+            Ok((path.clone(), v))
+        }
+        None => {
+            let pw = known_user(user)?;
+            let path = user_file(&pw)?;
+            let v = privs::as_user(pw.uid, pw.gid, || {
+                prepare_user_dir(&pw)?;
+                edit::edit_locked(&path, USER_FILE_MAX, NewFile { mode: 0o600 }, |old| {
+                    change(old.unwrap_or_default())
+                })
+            })
+            .map_err(CliError::failed)??;
+            Ok((path, v))
+        }
+    }
+}
+
+fn user_file(pw: &Passwd) -> CliResult<PathBuf> {
+    if !pw.home.is_absolute() || pw.home == Path::new("/") {
+        return Err(CliError::failed(format!(
+            "home directory {:?} of {} is not usable",
+            pw.home, pw.name
+        )));
+    }
+    Ok(pw.home.join(USER_FILE))
+}
+
+/// Checks the home directory like the module does, and creates
+/// `~/.yubico` (0700) if needed. Runs with the user's fs identity.
+fn prepare_user_dir(pw: &Passwd) -> CliResult<()> {
+    let owner = Owner::RootOr(pw.uid);
+    let meta = std::fs::symlink_metadata(&pw.home)
+        .map_err(|e| CliError::failed(format!("{}: {e}", pw.home.display())))?;
+    fs_policy::check_dir(&meta, owner, 0o022)
+        .map_err(|v| CliError::failed(format!("{}: {v}", pw.home.display())))?;
+    let dir = pw.home.join(".yubico");
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) => fs_policy::check_dir(&meta, owner, 0o022)
+            .map_err(|v| CliError::failed(format!("{}: {v}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| CliError::failed(format!("{}: {e}", dir.display())))
+        }
+        Err(e) => Err(CliError::failed(format!("{}: {e}", dir.display()))),
+    }
+}
+
+/// Warns when the module would refuse the central file as it now is.
+fn audit_central(path: &Path) {
+    let dir_ok = path.parent().map(fs_policy::check_dir_chain);
+    if let Some(Err(e)) = dir_ok {
+        warn(&format!("the module will refuse {}: {e}", path.display()));
+    }
+    if let Err(e) = fs_policy::open_checked(path, &FilePolicy::ROOT_SHARED) {
+        warn(&format!("the module will refuse it: {e}"));
+    }
+}
+
+fn add(settings: &Settings, user: &str, pubids: &[String]) -> CliResult {
+    mapedit::validate_user(user)?;
+    let ids = mapedit::parse_pubids(pubids, settings.token_id_length)?;
+    let (path, plan) = edit_mapping(settings, user, |old| {
+        let mut plan = mapedit::add(old, user, &ids);
+        Ok((plan.content.take(), plan))
+    })?;
+    for (id, others) in &plan.shared {
+        warn(&format!(
+            "{id} is also mapped to {} in {}",
+            others.join(", "),
+            path.display()
+        ));
+    }
+    for id in &plan.already {
+        println!("{user}: already has {id}");
+    }
+    for id in &plan.added {
+        println!("{user}: added {id}");
+    }
+    Ok(())
+}
+
+fn remove(settings: &Settings, user: &str, pubids: &[String]) -> CliResult {
+    mapedit::validate_user(user)?;
+    let ids = mapedit::parse_pubids(pubids, settings.token_id_length)?;
+    let (path, plan) = edit_mapping(settings, user, |old| {
+        let mut plan = mapedit::remove(old, user, &ids);
+        Ok((plan.content.take(), plan))
+    })?;
+    for id in &plan.removed {
+        println!("{user}: removed {id}");
+    }
+    if plan.removed.is_empty() && plan.lines_removed > 0 {
+        println!(
+            "{user}: removed {} line(s) without keys",
+            plan.lines_removed
+        );
+    }
+    for id in &plan.missing {
+        warn(&format!("{user} has no key {id} in {}", path.display()));
+    }
+    if plan.removed.is_empty() && plan.lines_removed == 0 {
+        return Err(CliError::failed(format!(
+            "nothing to remove for {user} in {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the central file exactly as the module does (directory chain,
+/// owner, mode, size) and parses it.
+///
+/// # Errors
+/// Whatever makes the module refuse the file.
+pub fn read_central(path: &Path) -> CliResult<Option<Mapping>> {
+    if let Some(dir) = path.parent() {
+        fs_policy::check_dir_chain(dir).map_err(|e| CliError::failed(format!("authfile {e}")))?;
+    }
+    match fs_policy::read_checked(path, &FilePolicy::ROOT_SHARED) {
+        Ok(bytes) => Ok(Some(mapping::parse_mapping(&bytes))),
+        Err(fs_policy::OpenError::NotFound(_)) => Ok(None),
+        Err(e) => Err(CliError::failed(format!("authfile {e}"))),
+    }
+}
+
+fn report_problems(path: &Path, m: &Mapping) {
+    for p in &m.problems {
+        warn(&format!("{}:{}: {}", path.display(), p.line, p.reason));
+    }
+}
+
+fn print_user(user: &str, keys: &[yubiotp_core::PublicId]) {
+    let ids: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    println!("{user}:{}", ids.join(":"));
+}
+
+fn list(settings: &Settings, user: Option<&str>) -> CliResult {
+    if let Some(u) = user {
+        mapedit::validate_user(u)?;
+    }
+    match (&settings.authfile, user) {
+        (Some(path), _) => {
+            let m = read_central(path)?.ok_or_else(|| {
+                CliError::failed(format!("authfile {}: does not exist", path.display()))
+            })?;
+            report_problems(path, &m);
+            let users = mapedit::users(&m);
+            match user {
+                None => {
+                    for (u, keys) in &users {
+                        print_user(u, keys);
+                    }
+                    Ok(())
+                }
+                Some(u) => match users.iter().find(|(name, _)| name == u) {
+                    Some((_, keys)) if !keys.is_empty() => {
+                        print_user(u, keys);
+                        Ok(())
+                    }
+                    _ => Err(CliError::failed(format!(
+                        "no key mapped to {u} in {}",
+                        path.display()
+                    ))),
+                },
+            }
+        }
+        (None, Some(u)) => {
+            let pw = known_user(u)?;
+            match mapping::keys_from_user_file(&pw) {
+                KeyLookup::Keys(keys) => {
+                    print_user(u, &keys);
+                    Ok(())
+                }
+                KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{u}: {why}"))),
+                KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {u:?}"))),
+                KeyLookup::Unavailable(why) => Err(CliError::failed(why)),
+            }
+        }
+        (None, None) => Err(CliError::input(
+            "no central authfile is configured: give a USER to read \
+             ~USER/.yubico/authorized_yubikeys, or --authfile PATH",
+        )),
+    }
+}

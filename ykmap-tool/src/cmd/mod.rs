@@ -1,0 +1,9 @@
+//! One module per command group; each has a `run` taking the parsed
+//! arguments.
+
+pub mod check;
+pub mod key;
+pub mod map;
+pub mod otp;
+pub mod softkey;
+pub mod verify;
