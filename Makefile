@@ -36,11 +36,15 @@ install-build:
 ifeq ($(NOBUILD),1)
 	@echo "install: NOBUILD=1: installing the existing build from $(TARGET_DIR)/release" >&2
 else
-	cargo build --release --locked -p pam_yubiotp
+	@# One cargo run for both: built apart, their different dependency
+	@# features would make each build redo the other.
 	@if cargo metadata --format-version 1 --no-deps 2>/dev/null | grep -q '"name":"ykmap-tool"'; then \
-		cargo build --release --locked -p ykmap-tool; \
+		echo "cargo build --release --locked -p pam_yubiotp -p ykmap-tool"; \
+		cargo build --release --locked -p pam_yubiotp -p ykmap-tool; \
 	else \
 		echo "install: ykmap-tool is not in the workspace yet; ykmap will be skipped" >&2; \
+		echo "cargo build --release --locked -p pam_yubiotp"; \
+		cargo build --release --locked -p pam_yubiotp; \
 	fi
 endif
 

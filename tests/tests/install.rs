@@ -520,8 +520,20 @@ fn cargo_target_dir() -> PathBuf {
 }
 
 fn make(args: &[&str], dest: &Path) -> Output {
-    Command::new("make")
-        .arg("-C")
+    let mut cmd = Command::new("make");
+    // What cargo set for this test (CARGO_PKG_*, CARGO_MANIFEST_DIR, ...)
+    // would make the nested release build look stale.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k == "CARGO"
+            || k.starts_with("RUSTC")
+            || k == "OUT_DIR"
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.arg("-C")
         .arg(repo())
         .args(args)
         .arg(format!("DESTDIR={}", dest.display()))
