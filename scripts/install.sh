@@ -1,0 +1,327 @@
+#!/bin/sh
+# Installs pam_yubiotp from an already built tree (make install builds first).
+#
+#   scripts/install.sh          install into $DESTDIR (default: the system)
+#   scripts/install.sh --deb    build a .deb from the same layout (dpkg-deb)
+#
+# Environment (all optional):
+#   DESTDIR     staging root, prepended to every path (default: empty = /)
+#   PREFIX      where ykmap, man pages and docs go (default: /usr)
+#   PAMDIR      PAM module directory (default: asked of the system:
+#               pkg-config --variable=libdir pam + /security, else the
+#               directory that holds pam_unix.so)
+#   TARGET_DIR  cargo target directory holding release/ (default:
+#               $CARGO_TARGET_DIR, else ./target)
+#   DEB_OUT     directory for the .deb (--deb only; default: $TARGET_DIR/deb)
+#
+# Layout (paths under $DESTDIR):
+#   $PAMDIR/pam_yubiotp.so                         0644 root:root
+#   $PREFIX/sbin/ykmap                             0755 (skipped with a warning if not built)
+#   $PREFIX/share/man/man5/yubiotp.toml.5, man8/pam_yubiotp.8 (and ykmap.8 if present) 0644
+#   $PREFIX/share/doc/pam_yubiotp/{recipes.md,README.md}, examples/...  0644
+#   /etc/yubiotp/                                  0700 root:root
+#   /etc/yubiotp/yubiotp.toml                      0600 (only if absent; never overwritten)
+#   /var/lib/yubiotp/                              0700 root:root
+#   /usr/share/pam-configs/yubiotp                 0644 (pam-auth-update profile, not enabled)
+#   $PREFIX/share/pam_yubiotp/install-manifest     what was installed, for uninstall.sh
+#
+# /etc, /var/lib and /usr/share/pam-configs do not follow PREFIX: the module
+# reads /etc/yubiotp/yubiotp.toml and /var/lib/yubiotp by default, and
+# pam-auth-update reads only /usr/share/pam-configs.
+#
+# Every file is written to a temporary name and renamed into place, so a
+# running sshd never sees a half-written module. A directory is recorded as
+# created only when this script (or an earlier run) created it, so
+# uninstall.sh removes exactly what was added.
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/usr}
+TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$here/target}}
+mode=install
+case "${1:-}" in
+    --deb) mode=deb ;;
+    "") ;;
+    *) echo "usage: scripts/install.sh [--deb]" >&2; exit 2 ;;
+esac
+
+say() { echo "install: $*" >&2; }
+die() { echo "install: error: $*" >&2; exit 1; }
+
+case "$PREFIX" in /*) ;; *) die "PREFIX must be an absolute path (got '$PREFIX')" ;; esac
+case "$DESTDIR" in ""|/*) ;; *) die "DESTDIR must be an absolute path (got '$DESTDIR')" ;; esac
+
+# --- where PAM modules live: ask the system, never hard-code -------------
+pam_module_dir() {
+    if [ -n "${PAMDIR:-}" ]; then
+        echo "$PAMDIR"
+        return
+    fi
+    if command -v pkg-config >/dev/null 2>&1; then
+        libdir=$(pkg-config --variable=libdir pam 2>/dev/null || true)
+        if [ -n "$libdir" ] && [ -d "$libdir/security" ]; then
+            echo "$libdir/security"
+            return
+        fi
+    fi
+    for d in /lib/*/security /usr/lib/*/security /lib64/security /usr/lib64/security \
+             /lib/security /usr/lib/security; do
+        if [ -e "$d/pam_unix.so" ]; then
+            echo "$d"
+            return
+        fi
+    done
+    die "cannot find the PAM module directory (no pam.pc for pkg-config, no pam_unix.so); set PAMDIR"
+}
+PAMDIR=$(pam_module_dir)
+case "$PAMDIR" in /*) ;; *) die "PAMDIR must be an absolute path (got '$PAMDIR')" ;; esac
+
+module_src="$TARGET_DIR/release/libpam_yubiotp.so"
+ykmap_src="$TARGET_DIR/release/ykmap"
+[ -f "$module_src" ] || die "$module_src not found: build first (make release, or make install)"
+
+if [ "$(id -u)" = 0 ]; then
+    as_root=1
+else
+    as_root=0
+    [ "$mode" = deb ] || [ -n "$DESTDIR" ] || die "installing into / needs root (or set DESTDIR)"
+    say "not root: files keep your ownership (root:root in a real install)"
+fi
+
+if [ "$mode" = deb ]; then
+    command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found"
+    DEB_OUT=${DEB_OUT:-$TARGET_DIR/deb}
+    stage="$TARGET_DIR/deb-stage"
+    rm -rf "$stage"
+    mkdir -p "$stage"
+    DESTDIR=$stage
+fi
+
+# The staging root itself is not part of the install.
+if [ -n "$DESTDIR" ]; then mkdir -p "$DESTDIR"; fi
+
+manifest_rel="$PREFIX/share/pam_yubiotp/install-manifest"
+manifest="$DESTDIR$manifest_rel"
+new_manifest=$(mktemp)
+trap 'rm -f "$new_manifest"' EXIT INT TERM
+
+# Directories an earlier run created stay "ours".
+was_created() {
+    [ -f "$manifest" ] && grep -qxF "dir $1" "$manifest"
+}
+
+record() { echo "$*" >> "$new_manifest"; }
+
+# mkdirs PATH MODE: create PATH (under DESTDIR) and any missing parents;
+# the last component gets MODE, parents 0755.
+mkdirs() {
+    target=$1
+    want_mode=$2
+    path=""
+    # Split on "/" without globbing.
+    old_ifs=$IFS
+    IFS=/
+    set -f
+    # shellcheck disable=SC2086
+    set -- $target
+    set +f
+    IFS=$old_ifs
+    for part in "$@"; do
+        [ -n "$part" ] || continue
+        path="$path/$part"
+        if [ ! -d "$DESTDIR$path" ]; then
+            mkdir "$DESTDIR$path"
+            chmod 0755 "$DESTDIR$path"
+            [ "$as_root" = 1 ] && chown root:root "$DESTDIR$path"
+            record "dir $path"
+        elif was_created "$path"; then
+            record "dir $path"
+        fi
+    done
+    chmod "$want_mode" "$DESTDIR$target"
+    if [ "$as_root" = 1 ]; then chown root:root "$DESTDIR$target"; fi
+}
+
+# put SRC TARGET MODE: copy atomically (temp name + rename) and record.
+put() {
+    src=$1
+    target=$2
+    want_mode=$3
+    dst="$DESTDIR$target"
+    tmp="$dst.tmp-install.$$"
+    cp "$src" "$tmp"
+    chmod "$want_mode" "$tmp"
+    if [ "$as_root" = 1 ]; then chown root:root "$tmp"; fi
+    mv -f "$tmp" "$dst"
+    record "file $target"
+}
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --- the module and the tool ----------------------------------------------
+mkdirs "$PAMDIR" 0755
+put "$module_src" "$PAMDIR/pam_yubiotp.so" 0644
+say "module  $PAMDIR/pam_yubiotp.so"
+
+if [ -f "$ykmap_src" ]; then
+    mkdirs "$PREFIX/sbin" 0755
+    put "$ykmap_src" "$PREFIX/sbin/ykmap" 0755
+    say "tool    $PREFIX/sbin/ykmap"
+else
+    say "warning: $ykmap_src not built; ykmap is not installed (build the ykmap-tool crate, then install again)"
+fi
+
+# --- man pages --------------------------------------------------------------
+for page in "$here"/man/*.[1-9]; do
+    [ -f "$page" ] || continue
+    name=$(basename "$page")
+    section=${name##*.}
+    mkdirs "$PREFIX/share/man/man$section" 0755
+    put "$page" "$PREFIX/share/man/man$section/$name" 0644
+    say "man     $PREFIX/share/man/man$section/$name"
+done
+
+# --- docs and examples ------------------------------------------------------
+doc="$PREFIX/share/doc/pam_yubiotp"
+mkdirs "$doc/examples/pam.d" 0755
+mkdirs "$doc/examples/sshd_config.d" 0755
+for f in "$here/docs/recipes.md" "$here/README.md"; do
+    if [ -f "$f" ]; then put "$f" "$doc/$(basename "$f")" 0644; fi
+done
+put "$here/etc/yubiotp.toml" "$doc/examples/yubiotp.toml" 0644
+put "$here/etc/authorized_yubikeys.example" "$doc/examples/authorized_yubikeys.example" 0644
+for f in "$here"/etc/pam.d/*; do
+    put "$f" "$doc/examples/pam.d/$(basename "$f")" 0644
+done
+for f in "$here"/etc/sshd_config.d/*; do
+    put "$f" "$doc/examples/sshd_config.d/$(basename "$f")" 0644
+done
+say "docs    $doc/ (examples/ holds the tested PAM stacks and sshd drop-ins)"
+
+# --- pam-auth-update profile (not enabled) ---------------------------------
+mkdirs /usr/share/pam-configs 0755
+put "$here/etc/pam-configs/yubiotp" /usr/share/pam-configs/yubiotp 0644
+say "profile /usr/share/pam-configs/yubiotp (enable with: pam-auth-update --enable yubiotp)"
+
+# --- configuration and state: created once, never overwritten --------------
+mkdirs /etc/yubiotp 0700
+mkdirs /var/lib/yubiotp 0700
+config=/etc/yubiotp/yubiotp.toml
+if [ -e "$DESTDIR$config" ] || [ -L "$DESTDIR$config" ]; then
+    # Keep it; remember it as ours only if an earlier run installed it and
+    # it is still unedited (uninstall.sh compares the hash again).
+    if [ -f "$manifest" ]; then
+        grep "^config $config " "$manifest" >> "$new_manifest" || true
+    fi
+    say "config  $config exists: kept as it is"
+else
+    tmp="$DESTDIR$config.tmp-install.$$"
+    cp "$here/etc/yubiotp.toml" "$tmp"
+    chmod 0600 "$tmp"
+    if [ "$as_root" = 1 ]; then chown root:root "$tmp"; fi
+    mv "$tmp" "$DESTDIR$config"
+    record "config $config $(sha256 "$DESTDIR$config")"
+    say "config  $config (example, every setting commented out)"
+fi
+
+if [ "$mode" = deb ]; then
+    # --- package the staged tree ------------------------------------------
+    version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$here/Cargo.toml" | head -n 1)
+    [ -n "$version" ] || die "no version in Cargo.toml"
+    arch=$(dpkg --print-architecture)
+    mkdir -p "$stage/DEBIAN"
+    glibc=$(objdump -T "$module_src" 2>/dev/null | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -n 1)
+    size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+    cat > "$stage/DEBIAN/control" <<EOF
+Package: pam-yubiotp
+Version: $version
+Architecture: $arch
+Maintainer: pam_yubiotp maintainers <maintainers@example.invalid>
+Installed-Size: $size
+Depends: libc6 (>= ${glibc:-2.34}), libpam0g (>= 1.4), libpam-runtime (>= 1.0.1-6)
+Section: admin
+Priority: optional
+Description: YubiKey Yubico OTP as a PAM login factor
+ pam_yubiotp.so validates the one-time password a YubiKey types against
+ Yubico Validation Protocol 2.0 servers (cloud), on the host with the key's
+ AES secret and stored counters (local, no network needed), or both
+ (hybrid). ykmap manages mappings, the key store and counters.
+ .
+ Nothing is enabled on installation: see /usr/share/doc/pam_yubiotp/ and
+ pam_yubiotp(8). Removing the package never deletes keys or counter state.
+EOF
+    echo "$config" > "$stage/DEBIAN/conffiles"
+    cat > "$stage/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# pam_yubiotp postinst: register the pam-auth-update profile (Default: no,
+# so nothing is enabled). Never touches keys or counter state.
+set -e
+if [ "$1" = configure ] && [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
+    pam-auth-update --package
+fi
+exit 0
+EOF
+    cat > "$stage/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+# pam_yubiotp prerm: before the module disappears, take the pam-auth-update
+# profile out of common-auth, and refuse to go on while another PAM file
+# still uses the module (removing it would lock those services out).
+set -e
+if [ "$1" = remove ]; then
+    if [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
+        pam-auth-update --package --remove yubiotp
+    fi
+    users=$(grep -l '^[^#]*pam_yubiotp\.so' "${DPKG_ROOT:-}"/etc/pam.d/* 2>/dev/null || true)
+    if [ -n "$users" ] && [ -z "${PAM_YUBIOTP_FORCE_REMOVE:-}" ]; then
+        echo "pam-yubiotp: these PAM files still use pam_yubiotp.so:" >&2
+        echo "$users" | sed 's/^/  /' >&2
+        echo "pam-yubiotp: edit them first (or set PAM_YUBIOTP_FORCE_REMOVE=1)." >&2
+        exit 1
+    fi
+fi
+exit 0
+EOF
+    cat > "$stage/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+# pam_yubiotp postrm: keys (/etc/yubiotp/keys) and counter state
+# (/var/lib/yubiotp) are never deleted, not even on purge; dpkg removes the
+# unedited configuration on purge and leaves directories that are not empty.
+set -e
+if [ "$1" = purge ]; then
+    for d in /etc/yubiotp /var/lib/yubiotp; do
+        if [ -d "${DPKG_ROOT:-}$d" ] && [ -n "$(ls -A "${DPKG_ROOT:-}$d" 2>/dev/null)" ]; then
+            echo "pam-yubiotp: kept $d (keys, counter state or your files)" >&2
+        fi
+    done
+fi
+exit 0
+EOF
+    chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
+    chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles"
+    mkdir -p "$DEB_OUT"
+    deb="$DEB_OUT/pam-yubiotp_${version}_${arch}.deb"
+    dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+    say "package $deb"
+    echo "$deb"
+    exit 0
+fi
+
+# --- manifest ---------------------------------------------------------------
+mkdirs "$PREFIX/share/pam_yubiotp" 0755
+record "file $manifest_rel"
+tmp="$manifest.tmp-install.$$"
+{
+    echo "# pam_yubiotp install manifest: what scripts/install.sh added."
+    echo "# DESTDIR=$DESTDIR PREFIX=$PREFIX PAMDIR=$PAMDIR"
+    echo "# uninstall.sh removes these files, the config only while unedited,"
+    echo "# and these directories only when empty."
+    # Unique lines, order kept (directories are removed in reverse order).
+    awk '!seen[$0]++' "$new_manifest"
+} > "$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$manifest"
+
+say "done. Nothing is enabled yet: add the module to a PAM stack (see"
+say "  $doc/examples/pam.d/ and pam_yubiotp(8)), or run: pam-auth-update --enable yubiotp"
+say "Keep a root shell open while you try a new stack."

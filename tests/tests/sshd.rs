@@ -1,0 +1,836 @@
+//! The two SSH recipes (SPEC §10) end to end with the real OpenSSH server
+//! and client: `etc/sshd_config.d/*` and `etc/pam.d/sshd.*`, a test-only
+//! sshd on 127.0.0.1, a real user made for the test, and the real `ssh`
+//! answering keyboard-interactive and password prompts through
+//! `SSH_ASKPASS` (`SSH_ASKPASS_REQUIRE=force`, `DISPLAY` set, no tty).
+//!
+//! How sshd gets a private PAM stack: its PAM service name is fixed to
+//! "sshd", so the test runs it with pam_wrapper preloaded
+//! (`LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1
+//! PAM_WRAPPER_SERVICE_DIR=<dir holding a file named sshd>`). sshd re-execs
+//! itself per connection and forks its privilege-separated children; the
+//! environment is kept across the re-exec and PAM runs in the privileged
+//! monitor, so every PAM call of the test sshd reads the private stack.
+//! /etc/pam.d is never written. libpam resolves a relative `@include` in
+//! /etc/pam.d even then, so the stack's includes are pointed at Debian's
+//! stock common-* files copied next to it.
+//!
+//! Needs root (sshd, useradd). It creates /run/sshd only if missing (and
+//! removes it again), creates and deletes one user, and asserts that
+//! /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, /etc/pam.d and
+//! /etc/ssh are byte-for-byte as before. The sshd it starts is killed on
+//! every path (a Drop guard on its process group); every wait is bounded.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pam_yubiotp::sshcheck;
+use pam_yubiotp::store::CounterStore;
+use yubiotp_core::Counter;
+use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root};
+
+const SSHD: &str = "/usr/sbin/sshd";
+const SSH: &str = "/usr/bin/ssh";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(repo().join(rel)).unwrap()
+}
+
+/// Debian 12's stock common-* files (see stacks.rs).
+const COMMON: &[(&str, &str)] = &[
+    (
+        "common-auth",
+        "auth\t[success=1 default=ignore]\tpam_unix.so nullok\nauth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\nauth\toptional\t\t\tpam_cap.so\n",
+    ),
+    (
+        "common-account",
+        "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so\naccount\trequisite\t\t\tpam_deny.so\naccount\trequired\t\t\tpam_permit.so\n",
+    ),
+    (
+        "common-session",
+        "session\t[default=1]\t\t\tpam_permit.so\nsession\trequisite\t\t\tpam_deny.so\nsession\trequired\t\t\tpam_permit.so\nsession\trequired\tpam_unix.so\n",
+    ),
+    (
+        "common-password",
+        "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\npassword\trequisite\t\t\tpam_deny.so\npassword\trequired\t\t\tpam_permit.so\n",
+    ),
+];
+
+/// The test user's password and its SHA-512 crypt hash (`openssl passwd -6`).
+const PASSWORD: &str = "s3cret-Pw";
+const PASSWORD_HASH: &str = "$6$ykotpsshd$9MvOBLXIatO6.TGl900huvkAZ/CKod4zWp9T/TqBm7ZKcVGDvfulMP10S4oEySwVHT98y6NE2a.b4N14UkWqT1";
+
+// ------------------------------------------------------------ machine state
+
+/// The bytes of every file the test must leave as it found them.
+fn fingerprint() -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                walk(&p, out);
+            } else if m.is_file() {
+                out.insert(p.clone(), fs::read(&p).unwrap());
+            } else {
+                out.insert(
+                    p.clone(),
+                    format!("{:?}", fs::read_link(&p).ok()).into_bytes(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for f in [
+        "/etc/passwd",
+        "/etc/shadow",
+        "/etc/group",
+        "/etc/gshadow",
+        "/etc/subuid",
+        "/etc/subgid",
+    ] {
+        if let Ok(b) = fs::read(f) {
+            out.insert(PathBuf::from(f), b);
+        }
+    }
+    walk(Path::new("/etc/pam.d"), &mut out);
+    walk(Path::new("/etc/ssh"), &mut out);
+    out
+}
+
+fn pam_wrapper_dirs() -> BTreeSet<PathBuf> {
+    fs::read_dir("/tmp")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.len() == 5 && n.starts_with("pam."))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// pam_wrapper leaves its copy of the service directory in /tmp/pam.X
+/// behind when a process ends with _exit (sshd's per-connection children
+/// do). On drop, removes the copies of this test's stacks (their text names
+/// the test's private directory, the marker) whose process is gone. Slot
+/// names are reused, so the content, not the name, says whose a copy is.
+struct WrapperCopies(String);
+
+impl Drop for WrapperCopies {
+    fn drop(&mut self) {
+        for d in pam_wrapper_dirs() {
+            let mine = fs::read_to_string(d.join("sshd")).is_ok_and(|t| t.contains(&self.0));
+            let alive = fs::read_to_string(d.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if mine && !alive {
+                let _ = fs::remove_dir_all(d);
+            }
+        }
+    }
+}
+
+/// sshd's privilege separation directory: created if missing, removed
+/// again (only if this guard created it and it is empty).
+struct RunDir(bool);
+
+impl RunDir {
+    fn ensure() -> Self {
+        let p = Path::new("/run/sshd");
+        if p.exists() {
+            return Self(false);
+        }
+        fs::create_dir(p).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        Self(true)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = fs::remove_dir("/run/sshd");
+        }
+    }
+}
+
+/// A system user made for the test; deleted on drop (with its group).
+struct TestUser {
+    name: String,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create(home_root: &Path) -> Self {
+        let name = format!("ykotp{}", std::process::id() % 100_000);
+        let exists = Command::new("getent")
+            .args(["passwd", &name])
+            .output()
+            .unwrap();
+        assert!(
+            !exists.status.success(),
+            "user {name} already exists: not touching it"
+        );
+        let home = home_root.join(&name);
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/bin/sh",
+            ])
+            .arg("--home-dir")
+            .arg(&home)
+            .args(["--password", PASSWORD_HASH])
+            .arg(&name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let user = Self { name, home };
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id")
+                .arg(flag)
+                .arg(&user.name)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let ssh_dir = user.home.join(".ssh");
+        fs::create_dir_all(&ssh_dir).unwrap();
+        fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&user.home, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(&ssh_dir, Some(uid), Some(gid)).unwrap();
+        user
+    }
+
+    fn authorize(&self, pubkey: &str) {
+        let f = self.home.join(".ssh/authorized_keys");
+        fs::write(&f, pubkey).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        let meta = fs::metadata(self.home.join(".ssh")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&f, Some(meta.uid()), Some(meta.gid())).unwrap();
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let out = Command::new("userdel").arg(&self.name).output();
+        if !matches!(&out, Ok(o) if o.status.success()) {
+            eprintln!("userdel {} failed: {out:?}", self.name);
+        }
+    }
+}
+
+/// A running test sshd; its whole process group is killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sshd {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The pids whose process group is `pgid` (from /proc/<pid>/stat).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    // "pid (comm) state ppid pgrp ...": comm may hold spaces.
+                    let after = st.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// Sends `signal` to these pids. Only positive, explicit pids are ever
+/// passed to kill(1): "-PGID" is not used (procps-ng 4.0.2's kill has
+/// killed far more than the group with it here).
+fn signal(pids: &[u32], signal: &str) {
+    let pids: Vec<String> = pids
+        .iter()
+        .filter(|p| **p > 1)
+        .map(u32::to_string)
+        .collect();
+    if !pids.is_empty() {
+        let _ = Command::new("/bin/kill")
+            .args(["-s", signal])
+            .args(&pids)
+            .output();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // sshd and its per-connection children share its process group.
+        let pgid = self.child.id();
+        signal(&group_members(pgid), "TERM");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        signal(&group_members(pgid), "KILL");
+    }
+}
+
+/// The harness's lock around pam_wrapper start-ups (its constructor races
+/// on /tmp/pam.X); every connection makes sshd re-exec, so each ssh run and
+/// each sshd start holds it.
+struct WrapperLock(fs::File);
+
+impl WrapperLock {
+    fn take() -> Self {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(yubiotp_tests::scratch_root().join("pam_wrapper.lock"))
+            .unwrap();
+        f.lock().unwrap();
+        Self(f)
+    }
+}
+
+impl Drop for WrapperLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ------------------------------------------------------------ one sshd setup
+
+struct Site {
+    w: World,
+    dir: PathBuf,
+    user: TestUser,
+    key: TestKey,
+    client_key: PathBuf,
+    other_client_key: PathBuf,
+    known_hosts: PathBuf,
+    pam_dir: PathBuf,
+}
+
+fn keygen(path: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "yubiotp-test", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+fn site() -> Site {
+    let w = World::new();
+    let dir = w.dir.path().to_path_buf();
+    let user = TestUser::create(&dir.join("home"));
+    let key = TestKey::new(21);
+    w.add_key(&key, Counter::new(1, 0));
+    w.write_authfile(&format!("# test mapping\n{}:{}\n", user.name, key.id));
+    w.local_config();
+    let client_key = dir.join("client_key");
+    user.authorize(&keygen(&client_key));
+    let other_client_key = dir.join("other_client_key");
+    keygen(&other_client_key);
+    keygen(&dir.join("ssh_host_ed25519_key"));
+    let pam_dir = dir.join("pam");
+    fs::create_dir(&pam_dir).unwrap();
+    fs::set_permissions(&pam_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, text) in COMMON {
+        fs::write(pam_dir.join(name), text).unwrap();
+    }
+    fs::write(
+        pam_dir.join("other"),
+        "auth required pam_deny.so\naccount required pam_deny.so\npassword required pam_deny.so\nsession required pam_deny.so\n",
+    )
+    .unwrap();
+    fs::create_dir(dir.join("sshd_config.d")).unwrap();
+    let known_hosts = dir.join("known_hosts");
+    // The askpass helper logs each prompt and prints the prepared answer;
+    // with no answer file it fails, as a user pressing Cancel.
+    let askpass = dir.join("askpass");
+    fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> {0}/askpass.log\n[ -f {0}/answer ] || exit 1\ncat {0}/answer\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&askpass, fs::Permissions::from_mode(0o755)).unwrap();
+    Site {
+        w,
+        dir,
+        user,
+        key,
+        client_key,
+        other_client_key,
+        known_hosts,
+        pam_dir,
+    }
+}
+
+impl Site {
+    /// Installs the recipe (drop-in + PAM stack) and starts sshd with it.
+    fn start(&self, drop_in: &str, stack: &str) -> Sshd {
+        for e in fs::read_dir(self.dir.join("sshd_config.d")).unwrap() {
+            fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        let name = Path::new(drop_in).file_name().unwrap();
+        fs::write(self.dir.join("sshd_config.d").join(name), read(drop_in)).unwrap();
+        // The stack verbatim, but for the module path + config and the includes.
+        let text = read(stack)
+            .lines()
+            .map(|l| match l.strip_prefix("@include ") {
+                Some(n) => format!("@include {}", self.pam_dir.join(n.trim()).display()),
+                None => l.replace(
+                    "pam_yubiotp.so",
+                    &format!(
+                        "{} config={}",
+                        yubiotp_tests::module_path().display(),
+                        self.w.config().display()
+                    ),
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        fs::write(self.pam_dir.join("sshd"), &text).unwrap();
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = self.dir.join("sshd_config");
+            // Debian's own sshd_config puts the drop-ins first, then
+            // "KbdInteractiveAuthentication no" and "UsePAM yes": the same here.
+            fs::write(
+                &config,
+                format!(
+                    "Include {dir}/sshd_config.d/*.conf\n\
+                     Port {port}\nListenAddress 127.0.0.1\nAddressFamily inet\n\
+                     HostKey {dir}/ssh_host_ed25519_key\nPidFile {dir}/sshd.pid\n\
+                     KbdInteractiveAuthentication no\nUsePAM yes\n\
+                     PermitRootLogin no\nAllowUsers {user}\nStrictModes yes\n\
+                     AuthorizedKeysFile .ssh/authorized_keys\n\
+                     PrintMotd no\nPrintLastLog no\nX11Forwarding no\nUseDNS no\n\
+                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n",
+                    dir = self.dir.display(),
+                    user = self.user.name
+                ),
+            )
+            .unwrap();
+            let check = Command::new(SSHD)
+                .arg("-t")
+                .arg("-f")
+                .arg(&config)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "sshd -t: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            let log = self.dir.join("sshd.log");
+            let _ = fs::remove_file(&log);
+            let _lock = WrapperLock::take();
+            let child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("LD_PRELOAD", PAM_WRAPPER)
+                .env("PAM_WRAPPER", "1")
+                .env("PAM_WRAPPER_SERVICE_DIR", &self.pam_dir)
+                .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&log).unwrap())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let mut sshd = Sshd { child, port, log };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(15) {
+                if matches!(sshd.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    fs::write(
+                        &self.known_hosts,
+                        format!(
+                            "[127.0.0.1]:{port} {}",
+                            fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub")).unwrap()
+                        ),
+                    )
+                    .unwrap();
+                    return sshd;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last_log = sshd.log();
+            drop(sshd);
+        }
+        panic!("the test sshd did not start:\n{last_log}");
+    }
+
+    /// Runs `ssh` with `answer` (None: the askpass helper fails) for every
+    /// prompt; returns its output.
+    fn ssh(&self, sshd: &Sshd, identity: &Path, methods: &str, answer: Option<&str>) -> Output {
+        let answer_file = self.dir.join("answer");
+        let _ = fs::remove_file(&answer_file);
+        if let Some(a) = answer {
+            fs::write(&answer_file, format!("{a}\n")).unwrap();
+            fs::set_permissions(&answer_file, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let _ = fs::remove_file(self.dir.join("askpass.log"));
+        let _lock = WrapperLock::take();
+        let mut child = Command::new(SSH)
+            .arg("-F")
+            .arg("/dev/null")
+            .arg("-T")
+            .args(["-p", &sshd.port.to_string()])
+            .arg("-i")
+            .arg(identity)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
+            .args(["-o", "BatchMode=no", "-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+            .arg("-o")
+            .arg(format!("PreferredAuthentications={methods}"))
+            .args(["-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10"])
+            .arg(format!("{}@127.0.0.1", self.user.name))
+            .arg("echo logged-in-as-$(id -un)")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &self.dir)
+            .env("SSH_ASKPASS", self.dir.join("askpass"))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ssh did not finish within 60 s\n{}", sshd.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut stderr)
+            .unwrap();
+        Output {
+            status: child.wait().unwrap(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The key's last accepted counter, from the module's state directory.
+    fn stored(&self) -> Counter {
+        CounterStore::open(&self.w.state)
+            .unwrap()
+            .read(&self.key.id)
+            .unwrap()
+    }
+
+    fn prompts(&self) -> String {
+        fs::read_to_string(self.dir.join("askpass.log")).unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn assert_in(&self, sshd: &Sshd, out: &Output) {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim() == format!("logged-in-as-{}", self.user.name),
+            "expected a login: status {:?}\nstdout: {stdout}\nstderr: {}\nprompts: {}\nsshd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.prompts(),
+            sshd.log()
+        );
+    }
+
+    #[track_caller]
+    fn assert_refused(&self, sshd: &Sshd, out: &Output) {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success() && !stdout.contains("logged-in-as-"),
+            "expected a refusal: status {:?}\nstdout: {stdout}\nstderr: {}\nsshd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            sshd.log()
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "refused by authentication, not by an error: {}\nsshd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sshd.log()
+        );
+    }
+}
+
+// ------------------------------------------------------------ the test
+
+#[test]
+fn real_openssh_key_then_otp_and_password_otp() {
+    if !is_root() {
+        eprintln!("SKIP: the OpenSSH end-to-end test needs root (sshd, useradd, /run/sshd)");
+        return;
+    }
+    for tool in [
+        SSHD,
+        SSH,
+        "/usr/sbin/useradd",
+        "/usr/bin/ssh-keygen",
+        PAM_WRAPPER,
+    ] {
+        if !Path::new(tool).exists() {
+            eprintln!("SKIP: {tool} is not installed");
+            return;
+        }
+    }
+    let before = fingerprint();
+    {
+        let _run_dir = RunDir::ensure();
+        let mut s = site();
+        let _copies = WrapperCopies(s.dir.display().to_string());
+        key_then_otp(&mut s);
+        password_otp(&mut s);
+        // Guards drop here, also on a panic: each sshd (at the end of its
+        // function), pam_wrapper's copies, the user and its files, /run/sshd.
+    }
+    let after = fingerprint();
+    for (path, bytes) in &before {
+        assert!(
+            after.get(path) == Some(bytes),
+            "{} changed or vanished",
+            path.display()
+        );
+    }
+    for path in after.keys() {
+        assert!(before.contains_key(path), "{} appeared", path.display());
+    }
+}
+
+fn key_then_otp(s: &mut Site) {
+    let drop_in = "etc/sshd_config.d/yubiotp-key-then-otp.conf";
+    let stack = "etc/pam.d/sshd.key-then-otp";
+    let sshd = s.start(drop_in, stack);
+    let methods = "publickey,keyboard-interactive";
+
+    // The live setup passes the checker (real sshd -T, the private stack).
+    let problems = sshcheck::read_and_check_with(&sshcheck::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(s.user.name.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..sshcheck::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Key + fresh OTP: in, and the OTP was the only prompt.
+    let otp = s.key.next();
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&otp));
+    s.assert_in(&sshd, &out);
+    let prompts = s.prompts();
+    assert_eq!(prompts.lines().count(), 1, "{prompts}");
+    assert!(prompts.contains("YubiKey OTP: "), "{prompts}");
+    assert!(
+        !prompts.to_lowercase().contains("password"),
+        "no system password: {prompts}"
+    );
+    // The module decided: the key's counter state moved to this OTP's.
+    assert_eq!(s.stored(), s.key.counter);
+
+    // Key + the same OTP again: replay.
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&otp));
+    s.assert_refused(&sshd, &out);
+    assert_eq!(s.stored(), s.key.counter, "a replay changes nothing");
+
+    // Key + wrong OTPs: an unmapped key's, and garbage.
+    let mut stranger = TestKey::new(22);
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&stranger.next()));
+    s.assert_refused(&sshd, &out);
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&"c".repeat(44)));
+    s.assert_refused(&sshd, &out);
+    // The password is not an OTP either.
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(PASSWORD));
+    s.assert_refused(&sshd, &out);
+
+    // Key alone: the askpass helper gives no answer.
+    let out = s.ssh(&sshd, &s.client_key, methods, None);
+    s.assert_refused(&sshd, &out);
+    assert!(s.prompts().contains("YubiKey OTP: "), "asked, not answered");
+
+    // An OTP without the key: an unauthorized client key never reaches PAM,
+    // so the fresh OTP is not used up, and works with the right key after.
+    let fresh = s.key.next();
+    let out = s.ssh(&sshd, &s.other_client_key, methods, Some(&fresh));
+    s.assert_refused(&sshd, &out);
+    assert!(
+        s.prompts().is_empty(),
+        "no OTP prompt without the key: {}",
+        s.prompts()
+    );
+    let out = s.ssh(&sshd, &s.client_key, "keyboard-interactive", Some(&fresh));
+    s.assert_refused(&sshd, &out);
+    let out = s.ssh(&sshd, &s.client_key, "password", Some(&fresh));
+    s.assert_refused(&sshd, &out);
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&fresh));
+    s.assert_in(&sshd, &out);
+}
+
+fn password_otp(s: &mut Site) {
+    let drop_in = "etc/sshd_config.d/yubiotp-password-otp.conf";
+    let stack = "etc/pam.d/sshd.password-otp";
+    let sshd = s.start(drop_in, stack);
+    let methods = "password";
+
+    let problems = sshcheck::read_and_check_with(&sshcheck::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(s.user.name.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..sshcheck::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Password and OTP typed together at the one password prompt.
+    let otp = s.key.next();
+    let out = s.ssh(
+        &sshd,
+        &s.client_key,
+        methods,
+        Some(&format!("{PASSWORD}{otp}")),
+    );
+    s.assert_in(&sshd, &out);
+    assert_eq!(
+        s.prompts().lines().count(),
+        1,
+        "one prompt: {}",
+        s.prompts()
+    );
+
+    // Wrong password, fresh OTP.
+    let next = s.key.next();
+    let out = s.ssh(
+        &sshd,
+        &s.client_key,
+        methods,
+        Some(&format!("wrong-pw{next}")),
+    );
+    s.assert_refused(&sshd, &out);
+    // Right password, replayed OTP.
+    let out = s.ssh(
+        &sshd,
+        &s.client_key,
+        methods,
+        Some(&format!("{PASSWORD}{otp}")),
+    );
+    s.assert_refused(&sshd, &out);
+    // Right password, an unmapped key's OTP.
+    let mut stranger = TestKey::new(23);
+    let out = s.ssh(
+        &sshd,
+        &s.client_key,
+        methods,
+        Some(&format!("{PASSWORD}{}", stranger.next())),
+    );
+    s.assert_refused(&sshd, &out);
+    // The password alone, and the OTP alone.
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(PASSWORD));
+    s.assert_refused(&sshd, &out);
+    let next = s.key.next();
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&next));
+    s.assert_refused(&sshd, &out);
+    // A public key is not a way in with this recipe.
+    let out = s.ssh(&sshd, &s.client_key, "publickey", None);
+    s.assert_refused(&sshd, &out);
+    // And the recipe still works after all those failures.
+    let otp = s.key.next();
+    let out = s.ssh(
+        &sshd,
+        &s.client_key,
+        methods,
+        Some(&format!("{PASSWORD}{otp}")),
+    );
+    s.assert_in(&sshd, &out);
+}

@@ -1,0 +1,714 @@
+//! Every example PAM stack in `etc/pam.d/` (and the pam-auth-update
+//! profile), run verbatim through the real libpam under its own service
+//! name, with success and failure cases.
+//!
+//! What is substituted, and why:
+//! - `pam_yubiotp.so` → the built module's absolute path plus
+//!   `config=<test config>` (local mode, central mapping, a private key
+//!   store and counter state);
+//! - `pam_faillock.so` → the same with `dir=` and `conf=` in the test's
+//!   directory, so no tally is written to /run/faillock.
+//!
+//! The `@include common-*` files are Debian 12's stock ones, written into
+//! the private service directory. The password half is the real
+//! `pam_unix.so`: the test users live in an nss_wrapper passwd file whose
+//! password field holds the crypt hash itself (not shadowed), which
+//! pam_unix checks in process. For su the caller must not be root (or
+//! `pam_rootok` lets everything through), so the su stacks run the test
+//! application as a setuid-root copy started by uid 2001, exactly like
+//! su(1); in that mode the dynamic loader ignores LD_PRELOAD, so there is
+//! no pam_wrapper (libpam's `pam_start_confdir` reads the private service
+//! directory instead) and no nss_wrapper: the target users are the real
+//! `root` and `nobody`, and the su stacks' common-auth uses pam_wrapper's
+//! `pam_matrix` test module (a password file of its own) in place of
+//! pam_unix, because root's real password is not ours to know.
+//!
+//! Negative cases assert that the stack's result is neither PAM_SUCCESS nor
+//! PAM_IGNORE (and, where it matters, which prompts were shown).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use yubiotp_core::Counter;
+use yubiotp_tests::{Answer, Run, RunOpts, TestKey, World, code, driver_path, is_root};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn example(name: &str) -> String {
+    fs::read_to_string(repo().join("etc/pam.d").join(name)).unwrap()
+}
+
+/// Debian 12's stock common-* files (libpam-runtime 1.5.2, pam-auth-update
+/// with the unix and capability profiles).
+const COMMON_AUTH: &str = "\
+auth\t[success=1 default=ignore]\tpam_unix.so nullok
+auth\trequisite\t\t\tpam_deny.so
+auth\trequired\t\t\tpam_permit.so
+auth\toptional\t\t\tpam_cap.so
+";
+const COMMON_ACCOUNT: &str = "\
+account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so
+account\trequisite\t\t\tpam_deny.so
+account\trequired\t\t\tpam_permit.so
+";
+const COMMON_SESSION: &str = "\
+session\t[default=1]\t\t\tpam_permit.so
+session\trequisite\t\t\tpam_deny.so
+session\trequired\t\t\tpam_permit.so
+session\trequired\tpam_unix.so
+";
+const COMMON_PASSWORD: &str = "\
+password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt
+password\trequisite\t\t\tpam_deny.so
+password\trequired\t\t\tpam_permit.so
+";
+
+/// SHA-512 crypt hashes (`openssl passwd -6 -salt …`) of the test passwords.
+const ALICE_PW: &str = "alice-pw";
+const ALICE_HASH: &str = "$6$ykotpalice$vK9hh0aJ6oKk0uOCsuCR1EWcYJckCvu4ddSfkpL1VZitdF9/UW0iEKwGoJR1RQ/lFJBT7V9CR.ozDPBsSyYdp.";
+const BOB_HASH: &str = "$6$ykotpbob$.gGddvrlWSUrT6b31TqsCgZV7IBIX7pQLJx.iX3DEBJ74v7oUp.EeNXpfuYOFOFCrMi8I6G1/lGmtKkYyTnYq.";
+const CAROL_PW: &str = "carol-pw";
+const CAROL_HASH: &str = "$6$ykotpcarol$gSzZ.EKKkJZoTvbVytDQVo4wd3SqANvqo59qMYKdHHiKHhX45KLKvvG44sWCL29BXdNz5Eg2IWJK9tLPgNd1s.";
+
+const OTP_PROMPT: &str = "YubiKey OTP: ";
+const PW_PROMPT: &str = "Password: ";
+
+/// alice (key 1) and bob (key 2) are mapped, carol has no key; all three
+/// have passwords. root's key (3) is mapped for the su stacks.
+struct Fixture {
+    w: World,
+    alice: TestKey,
+    bob: TestKey,
+    root: TestKey,
+    passwd: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let mut w = World::new();
+    w.add_user("alice", 2001);
+    w.add_user("bob", 2002);
+    w.add_user("carol", 2003);
+    let alice = TestKey::new(1);
+    let bob = TestKey::new(2);
+    let root = TestKey::new(3);
+    for k in [&alice, &bob, &root] {
+        w.add_key(k, Counter::new(1, 0));
+    }
+    w.write_authfile(&format!(
+        "alice:{}\nbob:{}\nroot:{}\n",
+        alice.id, bob.id, root.id
+    ));
+    w.local_config();
+    for (name, text) in [
+        ("common-auth", COMMON_AUTH),
+        ("common-account", COMMON_ACCOUNT),
+        ("common-session", COMMON_SESSION),
+        ("common-session-noninteractive", COMMON_SESSION),
+        ("common-password", COMMON_PASSWORD),
+    ] {
+        w.service(name, text);
+    }
+    // Same users and homes as World::add_user, with the hash in place of "x".
+    let home = |n: &str| w.dir.path().join("home").join(n).display().to_string();
+    let passwd = w.dir.path().join("passwd-hashed");
+    fs::write(
+        &passwd,
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nalice:{ALICE_HASH}:2001:2001:alice:{}:/bin/sh\nbob:{BOB_HASH}:2002:2002:bob:{}:/bin/sh\ncarol:{CAROL_HASH}:2003:2003:carol:{}:/bin/sh\n",
+            home("alice"),
+            home("bob"),
+            home("carol")
+        ),
+    )
+    .unwrap();
+    Fixture {
+        w,
+        alice,
+        bob,
+        root,
+        passwd,
+    }
+}
+
+/// Points `@include NAME` at the test's own copy in the service directory.
+/// libpam (1.5.2, under pam_wrapper or `pam_start_confdir`) resolves a
+/// relative include in /etc/pam.d, not in the private directory, so without
+/// this the system's own common-* files would be used.
+fn localize_includes(w: &World, text: &str) -> String {
+    text.lines()
+        .map(|line| match line.trim_start().strip_prefix("@include") {
+            Some(name) if !name.trim().contains('/') => {
+                format!("@include {}", w.services.join(name.trim()).display())
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The example with the module (and pam_faillock) pointed at the test's files.
+fn install_example(f: &Fixture, service: &str, example_name: &str) {
+    let faillock = f.w.dir.path().join("faillock");
+    fs::create_dir_all(&faillock).unwrap();
+    let conf = f.w.dir.path().join("faillock.conf");
+    fs::write(&conf, "deny = 3\nunlock_time = 600\nfail_interval = 900\n").unwrap();
+    let text = localize_includes(&f.w, &example(example_name))
+        .replace("pam_yubiotp.so", "@MODULE@ @CONFIG@")
+        .replace(
+            "pam_faillock.so",
+            &format!(
+                "pam_faillock.so dir={} conf={}",
+                faillock.display(),
+                conf.display()
+            ),
+        );
+    f.w.service(service, &text);
+}
+
+fn run(f: &Fixture, service: &str, user: &str, answers: &[&str]) -> Run {
+    f.w.run(
+        service,
+        user,
+        &RunOpts {
+            answers: answers.iter().map(|a| Answer::from(*a)).collect(),
+            env: vec![(
+                "NSS_WRAPPER_PASSWD".to_string(),
+                f.passwd.display().to_string(),
+            )],
+            ..RunOpts::default()
+        },
+    )
+}
+
+fn prompts(r: &Run) -> Vec<&str> {
+    r.prompts.iter().map(|(_, p)| p.as_str()).collect()
+}
+
+#[track_caller]
+fn ok(r: &Run, expected_prompts: &[&str]) {
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    assert_eq!(prompts(r), expected_prompts, "{}", r.everything());
+    assert!(
+        r.prompts.iter().all(|(style, _)| *style == 1),
+        "every prompt is echo-off: {:?}",
+        r.prompts
+    );
+}
+
+#[track_caller]
+fn refused(r: &Run, expected_prompts: &[&str]) {
+    assert_eq!(
+        r.rc.first().map(|(_, c)| *c),
+        Some(code::SUCCESS),
+        "pam_start: {}",
+        r.everything()
+    );
+    let rc = r.auth();
+    assert_ne!(rc, code::SUCCESS, "must be refused\n{}", r.everything());
+    assert_ne!(
+        rc,
+        code::IGNORE,
+        "must not be PAM_IGNORE\n{}",
+        r.everything()
+    );
+    assert_eq!(prompts(r), expected_prompts, "{}", r.everything());
+}
+
+// ---------------------------------------------------------------- sudo
+
+#[test]
+fn sudo_otp_only() {
+    let mut f = fixture();
+    install_example(&f, "sudo", "sudo.otp-only");
+    let otp = f.alice.next();
+    ok(&run(&f, "sudo", "alice", &[&otp]), &[OTP_PROMPT]);
+    refused(&run(&f, "sudo", "alice", &[&otp]), &[OTP_PROMPT]); // replay
+    let bobs = f.bob.next();
+    refused(&run(&f, "sudo", "alice", &[&bobs]), &[OTP_PROMPT]); // someone else's key
+    refused(&run(&f, "sudo", "alice", &[""]), &[OTP_PROMPT]);
+    refused(&run(&f, "sudo", "alice", &[ALICE_PW]), &[OTP_PROMPT]); // the password is not an OTP
+    refused(&run(&f, "sudo", "carol", &["x"]), &[]); // no key: not even asked
+    refused(&run(&f, "sudo", "mallory", &["x"]), &[]);
+    // Bob's OTP was never consumed by alice's attempt.
+    ok(&run(&f, "sudo", "bob", &[&bobs]), &[OTP_PROMPT]);
+}
+
+#[test]
+fn sudo_password_then_otp() {
+    let mut f = fixture();
+    install_example(&f, "sudo", "sudo.password-then-otp");
+    let otp = f.alice.next();
+    // A wrong password stops at common-auth: the OTP is not asked, not used.
+    refused(&run(&f, "sudo", "alice", &["wrong", &otp]), &[PW_PROMPT]);
+    ok(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    ); // replay
+    let malformed = &otp[..43];
+    refused(
+        &run(&f, "sudo", "alice", &[ALICE_PW, malformed]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    // carol has a password but no key: refused without an OTP prompt.
+    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+}
+
+#[test]
+fn sudo_password_then_otp_nullok() {
+    let mut f = fixture();
+    install_example(&f, "sudo", "sudo.password-then-otp-nullok");
+    let otp = f.alice.next();
+    ok(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    let alice_otp = f.alice.next();
+    refused(
+        &run(&f, "sudo", "alice", &["wrong", &alice_otp]),
+        &[PW_PROMPT],
+    );
+    // A user with a key cannot skip the OTP by answering nothing.
+    refused(
+        &run(&f, "sudo", "alice", &[ALICE_PW, ""]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    // carol (no key): the password alone, and only the right one.
+    ok(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+    refused(&run(&f, "sudo", "carol", &["wrong"]), &[PW_PROMPT]);
+    // An insecure mapping is never "no key": carol is refused then.
+    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o666)).unwrap();
+    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o644)).unwrap();
+    // A missing mapping neither.
+    fs::rename(f.w.authfile(), f.w.dir.path().join("moved")).unwrap();
+    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+}
+
+#[test]
+fn sudo_otp_only_faillock() {
+    let mut f = fixture();
+    install_example(&f, "sudo", "sudo.otp-only-faillock");
+    let alice_otp = f.alice.next();
+    ok(&run(&f, "sudo", "alice", &[&alice_otp]), &[OTP_PROMPT]);
+    // Server or file failures are not counted: bob's mapping turns insecure
+    // three times, then a fresh OTP still works.
+    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o666)).unwrap();
+    for _ in 0..3 {
+        refused(&run(&f, "sudo", "bob", &["x"]), &[]);
+    }
+    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o644)).unwrap();
+    let bob_otp = f.bob.next();
+    ok(&run(&f, "sudo", "bob", &[&bob_otp]), &[OTP_PROMPT]);
+    // Three wrong OTPs lock alice out: even a fresh OTP is then refused,
+    // without a prompt and without being used up.
+    let stale = f.alice.otp_at(Counter::new(1, 0));
+    for _ in 0..3 {
+        refused(&run(&f, "sudo", "alice", &[&stale]), &[OTP_PROMPT]);
+    }
+    let fresh = f.alice.next();
+    refused(&run(&f, "sudo", "alice", &[&fresh]), &[]);
+    // bob is not affected.
+    let bob_otp = f.bob.next();
+    ok(&run(&f, "sudo", "bob", &[&bob_otp]), &[OTP_PROMPT]);
+}
+
+// ---------------------------------------------------------------- login
+
+#[test]
+fn login_otp_only() {
+    let mut f = fixture();
+    install_example(&f, "login", "login.otp-only");
+    let otp = f.alice.next();
+    ok(&run(&f, "login", "alice", &[&otp]), &[OTP_PROMPT]);
+    refused(&run(&f, "login", "alice", &[&otp]), &[OTP_PROMPT]);
+    refused(&run(&f, "login", "alice", &[ALICE_PW]), &[OTP_PROMPT]);
+    refused(&run(&f, "login", "carol", &[CAROL_PW]), &[]);
+}
+
+#[test]
+fn login_password_then_otp() {
+    let mut f = fixture();
+    install_example(&f, "login", "login.password-then-otp");
+    let otp = f.alice.next();
+    refused(&run(&f, "login", "alice", &["wrong", &otp]), &[PW_PROMPT]);
+    ok(
+        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(&run(&f, "login", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+}
+
+#[test]
+fn login_password_then_otp_nullok() {
+    let mut f = fixture();
+    install_example(&f, "login", "login.password-then-otp-nullok");
+    let otp = f.alice.next();
+    ok(
+        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    ok(&run(&f, "login", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+    refused(&run(&f, "login", "carol", &["wrong"]), &[PW_PROMPT]);
+}
+
+// ---------------------------------------------------------------- sshd (through libpam; real sshd in sshd.rs)
+
+#[test]
+fn sshd_key_then_otp_stack_asks_only_the_otp() {
+    let mut f = fixture();
+    install_example(&f, "sshd", "sshd.key-then-otp");
+    let otp = f.alice.next();
+    ok(&run(&f, "sshd", "alice", &[&otp]), &[OTP_PROMPT]);
+    refused(&run(&f, "sshd", "alice", &[&otp]), &[OTP_PROMPT]);
+    refused(&run(&f, "sshd", "alice", &[ALICE_PW]), &[OTP_PROMPT]);
+    refused(&run(&f, "sshd", "carol", &[CAROL_PW]), &[]);
+}
+
+#[test]
+fn sshd_password_otp_stack_one_prompt() {
+    let mut f = fixture();
+    install_example(&f, "sshd", "sshd.password-otp");
+    let prompt = "Password and YubiKey OTP: ";
+    let otp = f.alice.next();
+    ok(
+        &run(&f, "sshd", "alice", &[&format!("{ALICE_PW}{otp}")]),
+        &[prompt],
+    );
+    // Replayed OTP with the right password: refused before pam_unix.
+    refused(
+        &run(&f, "sshd", "alice", &[&format!("{ALICE_PW}{otp}")]),
+        &[prompt],
+    );
+    // Wrong password with a fresh OTP: pam_unix refuses.
+    let alice_otp = f.alice.next();
+    refused(
+        &run(&f, "sshd", "alice", &[&format!("wrong{}", alice_otp)]),
+        &[prompt],
+    );
+    // The OTP alone is not enough: pam_unix use_first_pass has no password.
+    let alice_otp = f.alice.next();
+    refused(&run(&f, "sshd", "alice", &[&alice_otp]), &[prompt]);
+    // The password alone neither.
+    refused(&run(&f, "sshd", "alice", &[ALICE_PW]), &[prompt]);
+    // sshd's placeholder password for invalid users.
+    refused(
+        &run(&f, "sshd", "alice", &["\u{8}\n\r\u{7f}INCORRECT"]),
+        &[prompt],
+    );
+    refused(&run(&f, "sshd", "carol", &[CAROL_PW]), &[]);
+}
+
+// ---------------------------------------------------------------- su (setuid, like su(1))
+
+const SU_COMMON_AUTH: &str = "\
+auth\t[success=1 default=ignore]\t@WRAPPER@/pam_matrix.so passdb=@PASSDB@
+auth\trequisite\t\t\tpam_deny.so
+auth\trequired\t\t\tpam_permit.so
+";
+
+struct SuFixture {
+    f: Fixture,
+    driver: PathBuf,
+}
+
+fn su_fixture(example_name: &str) -> Option<SuFixture> {
+    if !is_root() {
+        eprintln!("SKIP: the su stacks need root (a setuid-root copy of the test application)");
+        return None;
+    }
+    let f = fixture();
+    let passdb = f.w.dir.path().join("matrix-passdb");
+    fs::write(&passdb, "root:root-pw:su\nnobody:nobody-pw:su\n").unwrap();
+    f.w.service(
+        "common-auth",
+        &SU_COMMON_AUTH.replace("@PASSDB@", &passdb.display().to_string()),
+    );
+    install_example(&f, "su", example_name);
+    let driver = f.w.dir.path().join("pam_driver_setuid");
+    fs::copy(driver_path(), &driver).unwrap();
+    std::os::unix::fs::chown(&driver, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&driver, fs::Permissions::from_mode(0o4755)).unwrap();
+    Some(SuFixture { f, driver })
+}
+
+/// Runs the setuid copy as uid 2001 (su's caller), asking for `target`.
+fn su(s: &SuFixture, target: &str, answers: &[&str]) -> Run {
+    let script = format!("shift; exec {} \"$@\"", s.driver.display());
+    s.f.w.run(
+        "su",
+        target,
+        &RunOpts {
+            answers: answers.iter().map(|a| Answer::from(*a)).collect(),
+            confdir: true,
+            wrap: [
+                "setpriv",
+                "--reuid=2001",
+                "--regid=2001",
+                "--clear-groups",
+                "/bin/sh",
+                "-c",
+                &script,
+                "sh",
+            ]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect(),
+            ..RunOpts::default()
+        },
+    )
+}
+
+/// Root itself: pam_rootok lets it through without any prompt.
+fn su_as_root(s: &SuFixture, target: &str) -> Run {
+    s.f.w.run(
+        "su",
+        target,
+        &RunOpts {
+            confdir: true,
+            ..RunOpts::default()
+        },
+    )
+}
+
+#[test]
+fn su_otp_only() {
+    let Some(mut s) = su_fixture("su.otp-only") else {
+        return;
+    };
+    let otp = s.f.root.next();
+    ok(&su(&s, "root", &[&otp]), &[OTP_PROMPT]);
+    refused(&su(&s, "root", &[&otp]), &[OTP_PROMPT]);
+    // alice's key is not root's key: su checks the target user's keys.
+    let alice_otp = s.f.alice.next();
+    refused(&su(&s, "root", &[&alice_otp]), &[OTP_PROMPT]);
+    refused(&su(&s, "root", &["root-pw"]), &[OTP_PROMPT]);
+    // nobody has no key.
+    refused(&su(&s, "nobody", &["x"]), &[]);
+    ok(&su_as_root(&s, "nobody"), &[]);
+}
+
+#[test]
+fn su_password_then_otp() {
+    let Some(mut s) = su_fixture("su.password-then-otp") else {
+        return;
+    };
+    let otp = s.f.root.next();
+    refused(&su(&s, "root", &["wrong", &otp]), &[PW_PROMPT]);
+    ok(
+        &su(&s, "root", &["root-pw", &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &su(&s, "root", &["root-pw", &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(&su(&s, "nobody", &["nobody-pw"]), &[PW_PROMPT]);
+}
+
+#[test]
+fn su_password_then_otp_nullok() {
+    let Some(mut s) = su_fixture("su.password-then-otp-nullok") else {
+        return;
+    };
+    let otp = s.f.root.next();
+    ok(
+        &su(&s, "root", &["root-pw", &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &su(&s, "root", &["root-pw", &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(&su(&s, "root", &["root-pw", ""]), &[PW_PROMPT, OTP_PROMPT]);
+    // nobody has no key: the password alone, and only the right one.
+    ok(&su(&s, "nobody", &["nobody-pw"]), &[PW_PROMPT]);
+    refused(&su(&s, "nobody", &["wrong"]), &[PW_PROMPT]);
+}
+
+// ---------------------------------------------------------------- pam-auth-update
+
+/// Debian 12's /etc/pam.d/sudo, untouched: it includes common-auth.
+const STOCK_SUDO: &str = "\
+#%PAM-1.0
+
+# Set up user limits from /etc/security/limits.conf.
+session    required   pam_limits.so
+
+@include common-auth
+@include common-account
+@include common-session-noninteractive
+";
+
+/// Runs the real pam-auth-update on a private root (and a private debconf
+/// database) with Debian's unix profile and ours; returns the common-auth it
+/// writes with `args`, or None when pam-auth-update is not installed.
+fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
+    let tool = Path::new("/usr/sbin/pam-auth-update");
+    if !tool.exists() || !Path::new("/usr/share/pam-configs/unix").exists() {
+        return None;
+    }
+    let configs = root.join("usr/share/pam-configs");
+    let pamd = root.join("etc/pam.d");
+    let saved = root.join("var/lib/pam");
+    let debconf = root.join("debconf");
+    if !configs.exists() {
+        for d in [&configs, &pamd, &saved, &debconf] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::copy("/usr/share/pam-configs/unix", configs.join("unix")).unwrap();
+        fs::copy(
+            repo().join("etc/pam-configs/yubiotp"),
+            configs.join("yubiotp"),
+        )
+        .unwrap();
+        fs::write(
+            root.join("debconf.conf"),
+            format!(
+                "Config: configdb\nTemplates: templatedb\n\nName: configdb\nDriver: File\nFilename: {0}/config.dat\n\nName: templatedb\nDriver: File\nMode: 644\nFilename: {0}/templates.dat\n",
+                debconf.display()
+            ),
+        )
+        .unwrap();
+    }
+    let out = Command::new(tool)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("DEBCONF_SYSTEMRC", root.join("debconf.conf"))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pam-auth-update {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(fs::read_to_string(pamd.join("common-auth")).unwrap())
+}
+
+#[test]
+fn pam_auth_update_profile() {
+    let root = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
+    let debconf_before = fs::read("/var/cache/debconf/config.dat").ok();
+    let pamd = root.path().join("etc/pam.d");
+    // A fresh root: --force writes every common-* from the profiles.
+    let Some(_) = pam_auth_update(&["--force"], root.path()) else {
+        eprintln!("SKIP: pam-auth-update is not installed");
+        return;
+    };
+    let stock = fs::read_to_string(pamd.join("common-auth")).unwrap();
+    assert!(
+        !stock.contains("pam_yubiotp"),
+        "not enabled by default:\n{stock}"
+    );
+    let enabled = pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
+    let line = enabled
+        .lines()
+        .find(|l| l.contains("pam_yubiotp.so"))
+        .unwrap_or_else(|| panic!("enabled:\n{enabled}"));
+    assert!(
+        line.split_whitespace()
+            .eq(["auth", "required", "pam_yubiotp.so", "nullok"]),
+        "{line}"
+    );
+    let unix = enabled.find("pam_unix.so").unwrap();
+    let permit = enabled.find("pam_permit.so").unwrap();
+    assert!(
+        unix < permit && permit < enabled.find("pam_yubiotp.so").unwrap(),
+        "{enabled}"
+    );
+
+    // The generated common-auth under Debian's stock sudo stack.
+    let mut f = fixture();
+    f.w.service(
+        "common-auth",
+        &enabled.replace("pam_yubiotp.so", "@MODULE@ @CONFIG@"),
+    );
+    f.w.service("sudo", &localize_includes(&f.w, STOCK_SUDO));
+    let otp = f.alice.next();
+    ok(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    refused(
+        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
+        &[PW_PROMPT, OTP_PROMPT],
+    );
+    let alice_otp = f.alice.next();
+    refused(
+        &run(&f, "sudo", "alice", &["wrong", &alice_otp]),
+        &[PW_PROMPT],
+    );
+    ok(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+    refused(&run(&f, "sudo", "carol", &["wrong"]), &[PW_PROMPT]);
+
+    // --disable and --remove (what uninstall and prerm run) take it out.
+    let disabled = pam_auth_update(&["--disable", "yubiotp"], root.path()).unwrap();
+    assert!(!disabled.contains("pam_yubiotp"), "{disabled}");
+    pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
+    let removed = pam_auth_update(&["--remove", "yubiotp"], root.path()).unwrap();
+    assert!(!removed.contains("pam_yubiotp"), "{removed}");
+    // The system's own debconf database was not touched.
+    assert_eq!(
+        fs::read("/var/cache/debconf/config.dat").ok(),
+        debconf_before
+    );
+}
+
+#[test]
+fn every_example_stack_is_exercised() {
+    // The stacks above by name: a new example without a test fails here.
+    let tested = [
+        "sudo.otp-only",
+        "sudo.password-then-otp",
+        "sudo.password-then-otp-nullok",
+        "sudo.otp-only-faillock",
+        "login.otp-only",
+        "login.password-then-otp",
+        "login.password-then-otp-nullok",
+        "sshd.key-then-otp",
+        "sshd.password-otp",
+        "su.otp-only",
+        "su.password-then-otp",
+        "su.password-then-otp-nullok",
+    ];
+    let mut found: Vec<String> = fs::read_dir(repo().join("etc/pam.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut tested: Vec<String> = tested.iter().map(|s| (*s).to_string()).collect();
+    tested.sort();
+    assert_eq!(found, tested);
+}
