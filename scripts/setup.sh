@@ -9,6 +9,8 @@ packages=(
   libnss-wrapper   # private passwd/group files for test users
   pamtester        # manual smoke tests and benchmarks
   strace           # crash-injection tests (kill at the real rename syscall)
+  openssh-server   # the end-to-end test with a real sshd (run as root, on 127.0.0.1)
+  openssh-client
   gcc              # the C test application
   make
   time             # GNU time: max RSS in the benchmarks

@@ -77,6 +77,41 @@ pub enum Command {
     /// A software YubiKey, for demos and tests
     #[command(subcommand)]
     Softkey(SoftkeyCmd),
+    /// Check the sshd setup for the supported SSH recipes
+    #[command(subcommand)]
+    Ssh(SshCmd),
+}
+
+/// `ykmap ssh …`
+#[derive(Debug, Subcommand)]
+pub enum SshCmd {
+    /// Read `sshd -T` and sshd's PAM stack and name every misconfiguration
+    ///
+    /// Checks the two supported recipes: public key then OTP
+    /// (`AuthenticationMethods publickey,keyboard-interactive:pam`, with a
+    /// PAM stack that asks only for the OTP) and password+OTP in one prompt.
+    /// Names in plain words: UsePAM no, keyboard-interactive disabled,
+    /// AuthenticationMethods missing, the system password still asked after
+    /// the key, pam_yubiotp absent or behind a module that skips it. Exit 1
+    /// when anything is found or sshd cannot be asked.
+    Check(SshCheckArgs),
+}
+
+/// `ykmap ssh check`
+#[derive(Debug, Args)]
+pub struct SshCheckArgs {
+    /// Evaluate sshd's Match blocks for this user (sshd -T -C user=…)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The sshd binary
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd: std::path::PathBuf,
+    /// sshd's configuration file (sshd -f; sshd's default when omitted)
+    #[arg(long, value_name = "FILE")]
+    pub sshd_config: Option<std::path::PathBuf>,
+    /// The PAM configuration directory holding sshd's stack
+    #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+    pub pam_dir: std::path::PathBuf,
 }
 
 /// `ykmap map …`

@@ -54,5 +54,6 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Verify(args) => cmd::verify::run(args, &settings::load_raw(g)?),
         Command::Check(args) => cmd::check::run(args, g),
         Command::Softkey(cmd) => cmd::softkey::run(cmd, g),
+        Command::Ssh(cmd) => cmd::ssh::run(cmd),
     }
 }

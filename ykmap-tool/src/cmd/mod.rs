@@ -6,4 +6,5 @@ pub mod key;
 pub mod map;
 pub mod otp;
 pub mod softkey;
+pub mod ssh;
 pub mod verify;
