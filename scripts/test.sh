@@ -5,6 +5,31 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+# The module trusts only files whose every parent directory is root-owned
+# and not writable by group or other (like OpenSSH's StrictModes), and the
+# tests make their files under the target directory. A clone under /tmp
+# (world-writable) would fail those checks, so build elsewhere then.
+trusted_path() {
+  local d mode
+  d=$(readlink -f "$1")
+  while :; do
+    [ "$(stat -c %u "$d")" = 0 ] || return 1
+    mode=$(stat -c %a "$d")
+    (( 8#$mode & 8#022 )) && return 1
+    [ "$d" = / ] && return 0
+    d=$(dirname "$d")
+  done
+}
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test: the suite runs as root (it chowns test files and checks root ownership); use sudo" >&2
+fi
+if [ -z "${CARGO_TARGET_DIR:-}" ] && ! trusted_path "$PWD"; then
+  export CARGO_TARGET_DIR=/var/cache/pam_yubiotp-tests/target
+  mkdir -p "$CARGO_TARGET_DIR"
+  chmod 755 /var/cache/pam_yubiotp-tests "$CARGO_TARGET_DIR"
+  echo "test: $PWD has a parent directory others can write; building in $CARGO_TARGET_DIR" >&2
+fi
+
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 

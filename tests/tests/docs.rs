@@ -526,3 +526,21 @@ fn ssh_recipes_pass_the_checker() {
     assert_eq!(stock.len(), 1, "{stock:#?}");
     assert_eq!(stock[0].kind, sshcheck::ProblemKind::PasswordAsked);
 }
+
+#[test]
+fn readme_recipe_blocks_are_identical_to_their_files() {
+    let md = read("README.md");
+    let mut rest = md.as_str();
+    let mut seen = 0;
+    while let Some(i) = rest.find("<!-- recipe: ") {
+        rest = &rest[i + "<!-- recipe: ".len()..];
+        let (path, after) = rest
+            .split_once(" -->\n```\n")
+            .expect("marker, then a ``` block");
+        let (block, after) = after.split_once("```\n").expect("closed block");
+        assert_eq!(block, read(path), "README.md block for {path} differs from the file");
+        seen += 1;
+        rest = after;
+    }
+    assert!(seen >= 3, "the README shows the tested SSH and sudo recipes");
+}
