@@ -66,6 +66,19 @@ pub fn module_path() -> PathBuf {
     panic!("libpam_yubiotp.so not found next to {}", exe.display());
 }
 
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A file of the repository (path relative to its top), as text.
+pub fn repo_file(rel: &str) -> String {
+    fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 /// The compiled C test application.
 pub fn driver_path() -> PathBuf {
     PathBuf::from(env!("PAM_DRIVER"))

@@ -18,23 +18,13 @@
 )]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
 use pam_yubiotp::config::{ArgOverrides, KNOWN_ARGS, KNOWN_KEYS, parse_args, parse_file, resolve};
 use pam_yubiotp::mapping::parse_mapping;
 use pam_yubiotp::sshcheck;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn read(rel: &str) -> String {
-    fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
+use yubiotp_tests::{repo, repo_file};
 
 fn files_in(rel: &str) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(repo().join(rel))
@@ -75,7 +65,7 @@ fn terms<'a>(lines: &[&'a str]) -> Vec<(usize, Vec<&'a str>)> {
 
 #[test]
 fn man_page_documents_exactly_the_module_arguments() {
-    let md = read("man/pam_yubiotp.8.md");
+    let md = repo_file("man/pam_yubiotp.8.md");
     let documented: Vec<&str> = terms(&section(&md, "OPTIONS"))
         .into_iter()
         .flat_map(|(_, names)| names)
@@ -106,7 +96,7 @@ fn man_page_documents_exactly_the_module_arguments() {
 
 #[test]
 fn man_page_documents_exactly_the_toml_keys() {
-    let md = read("man/yubiotp.toml.5.md");
+    let md = repo_file("man/yubiotp.toml.5.md");
     let mut prefix = String::new();
     let mut documented = Vec::new();
     for line in section(&md, "KEYS") {
@@ -151,7 +141,7 @@ fn roff_pages_are_built_from_their_sources() {
         ),
     ];
     for (page, names) in &pages {
-        let roff = read(page);
+        let roff = repo_file(page);
         assert!(roff.contains(".TH "), "{page} is not a man page");
         for n in names {
             assert!(roff.contains(n), "{page} lacks {n}: run man/build.sh");
@@ -211,7 +201,7 @@ fn dotted_keys(toml_text: &str) -> Vec<String> {
 
 #[test]
 fn example_config_parses_and_shows_every_key() {
-    let text = read("etc/yubiotp.toml");
+    let text = repo_file("etc/yubiotp.toml");
     // As shipped: all commented out, so the defaults apply, and mode=cloud
     // asks for an id (the file says so).
     let raw = parse_file(&text).unwrap();
@@ -234,7 +224,7 @@ fn example_config_parses_and_shows_every_key() {
 
 #[test]
 fn man_page_toml_examples_parse() {
-    let md = read("man/yubiotp.toml.5.md");
+    let md = repo_file("man/yubiotp.toml.5.md");
     let example = section(&md, "EXAMPLE");
     let mut blocks: Vec<String> = Vec::new();
     let mut cur: Option<String> = None;
@@ -343,7 +333,7 @@ fn every_module_line_in_the_examples_and_docs_parses() {
     sources.push("docs/recipes.md".into());
     let mut seen = 0;
     for src in &sources {
-        let text = read(src);
+        let text = repo_file(src);
         let text = if src.ends_with(".md") {
             code_of(&text)
         } else {
@@ -366,7 +356,7 @@ fn every_module_line_in_the_examples_and_docs_parses() {
     }
     assert!(seen >= 20, "only {seen} module lines found");
     // The bracketed prompt really is one argument.
-    let (_, args) = &module_lines(&read("etc/pam.d/sshd.password-otp"))[0];
+    let (_, args) = &module_lines(&repo_file("etc/pam.d/sshd.password-otp"))[0];
     assert_eq!(
         args,
         &["try_first_pass", "prompt=Password and YubiKey OTP: "]
@@ -376,7 +366,7 @@ fn every_module_line_in_the_examples_and_docs_parses() {
 #[test]
 fn pam_stack_files_are_well_formed() {
     for src in files_in("etc/pam.d") {
-        for (n, line) in read(&src).lines().enumerate() {
+        for (n, line) in repo_file(&src).lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -401,7 +391,7 @@ fn pam_stack_files_are_well_formed() {
         }
     }
     // The pam-auth-update profile: the fields it needs, not enabled by default.
-    let profile = read("etc/pam-configs/yubiotp");
+    let profile = repo_file("etc/pam-configs/yubiotp");
     for field in [
         "Name: ",
         "Default: no",
@@ -415,7 +405,7 @@ fn pam_stack_files_are_well_formed() {
 
 #[test]
 fn mapping_example_parses_without_problems() {
-    let m = parse_mapping(read("etc/authorized_yubikeys.example").as_bytes());
+    let m = parse_mapping(repo_file("etc/authorized_yubikeys.example").as_bytes());
     assert!(m.problems.is_empty(), "{:?}", m.problems);
     assert!(
         m.keys_for("alice").len() == 2 && m.keys_for("bob").len() == 1,
@@ -425,7 +415,7 @@ fn mapping_example_parses_without_problems() {
 
 #[test]
 fn recipe_blocks_are_identical_to_their_files() {
-    let md = read("docs/recipes.md");
+    let md = repo_file("docs/recipes.md");
     let mut covered = Vec::new();
     let mut rest = md.as_str();
     while let Some(i) = rest.find("<!-- recipe: ") {
@@ -436,7 +426,7 @@ fn recipe_blocks_are_identical_to_their_files() {
         let (block, after) = after.split_once("```\n").expect("closed block");
         assert_eq!(
             block,
-            read(path),
+            repo_file(path),
             "docs/recipes.md block for {path} differs from the file"
         );
         covered.push(path.to_string());
@@ -496,14 +486,14 @@ fn ssh_recipes_pass_the_checker() {
             "etc/pam.d/sshd.password-otp",
         ),
     ] {
-        let sshd_t = with_drop_in(&read(conf));
-        let problems = sshcheck::check(&sshd_t, &read(stack));
+        let sshd_t = with_drop_in(&repo_file(conf));
+        let problems = sshcheck::check(&sshd_t, &repo_file(stack));
         assert!(problems.is_empty(), "{conf} + {stack}: {problems:#?}");
         // Without the drop-in, the stock sshd settings are wrong for it.
-        assert!(!sshcheck::check(DEBIAN_SSHD_T, &read(stack)).is_empty());
+        assert!(!sshcheck::check(DEBIAN_SSHD_T, &repo_file(stack)).is_empty());
     }
     assert_eq!(
-        sshcheck::recipe(&sshcheck::parse_sshd_t(&with_drop_in(&read(
+        sshcheck::recipe(&sshcheck::parse_sshd_t(&with_drop_in(&repo_file(
             "etc/sshd_config.d/yubiotp-key-then-otp.conf"
         )))),
         sshcheck::Recipe::KeyThenOtp
@@ -512,13 +502,13 @@ fn ssh_recipes_pass_the_checker() {
     // password and OTP at one prompt (three factors) is allowed; the same
     // with common-auth before the module asks the password twice: caught.
     let crossed = sshcheck::check(
-        &with_drop_in(&read("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
-        &read("etc/pam.d/sshd.password-otp"),
+        &with_drop_in(&repo_file("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
+        &repo_file("etc/pam.d/sshd.password-otp"),
     );
     assert!(crossed.is_empty(), "{crossed:#?}");
     let stock = sshcheck::check(
-        &with_drop_in(&read("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
-        &read("etc/pam.d/sshd.password-otp").replace(
+        &with_drop_in(&repo_file("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
+        &repo_file("etc/pam.d/sshd.password-otp").replace(
             "auth       requisite    pam_yubiotp.so",
             "@include common-auth\nauth       requisite    pam_yubiotp.so",
         ),
@@ -529,7 +519,7 @@ fn ssh_recipes_pass_the_checker() {
 
 #[test]
 fn readme_recipe_blocks_are_identical_to_their_files() {
-    let md = read("README.md");
+    let md = repo_file("README.md");
     let mut rest = md.as_str();
     let mut seen = 0;
     while let Some(i) = rest.find("<!-- recipe: ") {
@@ -538,9 +528,16 @@ fn readme_recipe_blocks_are_identical_to_their_files() {
             .split_once(" -->\n```\n")
             .expect("marker, then a ``` block");
         let (block, after) = after.split_once("```\n").expect("closed block");
-        assert_eq!(block, read(path), "README.md block for {path} differs from the file");
+        assert_eq!(
+            block,
+            repo_file(path),
+            "README.md block for {path} differs from the file"
+        );
         seen += 1;
         rest = after;
     }
-    assert!(seen >= 3, "the README shows the tested SSH and sudo recipes");
+    assert!(
+        seen >= 3,
+        "the README shows the tested SSH and sudo recipes"
+    );
 }

@@ -20,14 +20,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use yubiotp_tests::{is_root, module_path, scratch_root};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use yubiotp_tests::{is_root, module_path, repo, scratch_root};
 
 /// One entry of a tree snapshot: kind, permission bits, owner, content.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,21 +40,10 @@ use std::time::{Duration, Instant};
 use pam_yubiotp::sshcheck;
 use pam_yubiotp::store::CounterStore;
 use yubiotp_core::Counter;
-use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root};
+use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root, repo_file};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const SSH: &str = "/usr/bin/ssh";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn read(rel: &str) -> String {
-    fs::read_to_string(repo().join(rel)).unwrap()
-}
 
 /// Debian 12's stock common-* files (see stacks.rs).
 const COMMON: &[(&str, &str)] = &[
@@ -433,9 +422,13 @@ impl Site {
             fs::remove_file(e.unwrap().path()).unwrap();
         }
         let name = Path::new(drop_in).file_name().unwrap();
-        fs::write(self.dir.join("sshd_config.d").join(name), read(drop_in)).unwrap();
+        fs::write(
+            self.dir.join("sshd_config.d").join(name),
+            repo_file(drop_in),
+        )
+        .unwrap();
         // The stack verbatim, but for the module path + config and the includes.
-        let text = read(stack)
+        let text = repo_file(stack)
             .lines()
             .map(|l| match l.strip_prefix("@include ") {
                 Some(n) => format!("@include {}", self.pam_dir.join(n.trim()).display()),

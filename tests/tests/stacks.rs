@@ -38,14 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use yubiotp_core::Counter;
-use yubiotp_tests::{Answer, Run, RunOpts, TestKey, World, code, driver_path, is_root};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use yubiotp_tests::{Answer, Run, RunOpts, TestKey, World, code, driver_path, is_root, repo};
 
 fn example(name: &str) -> String {
     fs::read_to_string(repo().join("etc/pam.d").join(name)).unwrap()
