@@ -885,3 +885,38 @@ fn non_root_caller_cannot_use_local_mode() {
         r.everything()
     );
 }
+
+#[test]
+fn failing_fsync_is_unavailable_and_keeps_the_old_state() {
+    let mut s = setup();
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: strace not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let otp = s.alice.next();
+    let path = CounterStore::open(&s.w.state).unwrap().path_of(&s.alice.id);
+    let before = fs::read(&path).unwrap();
+    // Every fsync/fdatasync of the application fails with EIO (a dying disk).
+    let r = s.w.run(
+        "yubiotp-test",
+        "alice",
+        &RunOpts {
+            answers: vec![otp.as_str().into()],
+            confdir: true,
+            wrap: "strace -f -qq -o /dev/null -e trace=fsync,fdatasync -e inject=fsync,fdatasync:error=EIO"
+                .split(' ')
+                .map(str::to_string)
+                .collect(),
+            ..RunOpts::default()
+        },
+    );
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
+    assert_eq!(fs::read(&path).unwrap(), before, "old state intact");
+    // Nothing was accepted, so the OTP is still good once the disk is.
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
+    auth(&s.w, "alice", otp.as_str()).assert_refused(code::AUTH_ERR);
+}
