@@ -38,9 +38,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-  # nextest does not run doctests
+  # nextest does not run doctests; run them first so the run ends on
+  # nextest's summary of the whole suite.
   cargo test --workspace --locked --doc
+  cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
