@@ -191,8 +191,9 @@ pub struct KeyAddArgs {
     #[arg(long, value_name = "HEX|-")]
     pub private_id: String,
     /// Start the counter state at this OTP's counters (it is decrypted and
-    /// checked first) instead of (0, 0); existing state is never lowered
-    #[arg(long, value_name = "OTP")]
+    /// checked first) instead of (0, 0); existing state is never lowered.
+    /// "-" reads it from standard input (after the secrets)
+    #[arg(long, value_name = "OTP|-")]
     pub otp: Option<String>,
     /// Replace the key if the key store already has it
     #[arg(long)]
@@ -214,8 +215,9 @@ pub enum CounterCmd {
     Reset {
         /// Public id (modhex)
         pubid: String,
-        /// A fresh OTP from the key
-        #[arg(long, value_name = "OTP")]
+        /// A fresh OTP from the key, or "-" to read it from standard input
+        /// (an unused OTP stays valid elsewhere: keep it out of shell history)
+        #[arg(long, value_name = "OTP|-")]
         otp: String,
         /// Allow lowering the counters (re-opens the OTPs in between) or
         /// replacing corrupt state
@@ -230,7 +232,8 @@ pub enum OtpCmd {
     /// Show what an OTP holds: public id, serial, and with a key its
     /// counters, timestamp and checks (never the private id)
     Decode {
-        /// The OTP as the key typed it
+        /// The OTP as the key typed it, or "-" to read it from standard
+        /// input (before an AES key given as "-")
         otp: String,
         /// AES key (32 hex digits, or "-" for standard input); default: the
         /// key store's, when it holds the key

@@ -147,7 +147,7 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
         private_id,
     };
     let start = match &args.otp {
-        Some(otp) => counter_from_otp(&id, &key, otp)?,
+        Some(otp) => counter_from_otp(&id, &key, &input.get(otp, "OTP")?)?,
         None => Counter::default(),
     };
     let keystore = &settings.local.keystore;
@@ -368,7 +368,10 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
             println!("{id}  {c}");
             Ok(())
         }
-        CounterCmd::Reset { pubid, otp, force } => reset(&settings, pubid, otp, *force),
+        CounterCmd::Reset { pubid, otp, force } => {
+            let otp = SecretInput::new().get(otp, "OTP")?;
+            reset(&settings, pubid, &otp, *force)
+        }
     }
 }
 

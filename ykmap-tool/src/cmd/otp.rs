@@ -33,6 +33,9 @@ pub fn run(cmd: &OtpCmd, loaded: Option<&Loaded>) -> CliResult {
     let OtpCmd::Decode { otp, aes_key } = cmd;
     let settings = loaded.and_then(|l| l.paths().ok());
     let configured = settings.as_ref().map_or(12, |s| s.token_id_length);
+    // One reader for both "-" values: the OTP's line comes first.
+    let mut input = SecretInput::new();
+    let otp = input.get(otp, "OTP")?;
     let otp = otp.trim();
     let token = Token::parse(otp, id_length_for(otp, configured)?)
         .map_err(|e| CliError::input(format!("not an OTP: {e}")))?;
@@ -47,7 +50,7 @@ pub fn run(cmd: &OtpCmd, loaded: Option<&Loaded>) -> CliResult {
         .and_then(|ks| ks.get(&id).cloned());
     let given = match aes_key {
         Some(v) => {
-            let text = SecretInput::new().get(v, "AES key")?;
+            let text = input.get(v, "AES key")?;
             Some(
                 AesKey::from_hex(text.trim())
                     .map_err(|e| CliError::input(format!("--aes-key: {e}")))?,
