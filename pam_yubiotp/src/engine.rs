@@ -215,33 +215,17 @@ mod tests {
             let is_ignore = matches!(outcome, Outcome::Ignore(_));
             assert_eq!(outcome.pam_code() == code::IGNORE, is_ignore);
         }
-        assert_eq!(
-            code::SUCCESS,
-            pam::constants::PamResultCode::PAM_SUCCESS as i32
-        );
-        assert_eq!(
-            code::AUTH_ERR,
-            pam::constants::PamResultCode::PAM_AUTH_ERR as i32
-        );
-        assert_eq!(
-            code::IGNORE,
-            pam::constants::PamResultCode::PAM_IGNORE as i32
-        );
-        assert_eq!(
-            code::USER_UNKNOWN,
-            pam::constants::PamResultCode::PAM_USER_UNKNOWN as i32
-        );
-        assert_eq!(
-            code::AUTHINFO_UNAVAIL,
-            pam::constants::PamResultCode::PAM_AUTHINFO_UNAVAIL as i32
-        );
-        assert_eq!(
-            code::SERVICE_ERR,
-            pam::constants::PamResultCode::PAM_SERVICE_ERR as i32
-        );
-        assert_eq!(
-            code::CONV_ERR,
-            pam::constants::PamResultCode::PAM_CONV_ERR as i32
-        );
+        use pam::constants::PamResultCode as P;
+        for (ours, libpam) in [
+            (code::SUCCESS, P::PAM_SUCCESS),
+            (code::AUTH_ERR, P::PAM_AUTH_ERR),
+            (code::IGNORE, P::PAM_IGNORE),
+            (code::USER_UNKNOWN, P::PAM_USER_UNKNOWN),
+            (code::AUTHINFO_UNAVAIL, P::PAM_AUTHINFO_UNAVAIL),
+            (code::SERVICE_ERR, P::PAM_SERVICE_ERR),
+            (code::CONV_ERR, P::PAM_CONV_ERR),
+        ] {
+            assert_eq!(ours, libpam as i32);
+        }
     }
 }
