@@ -651,34 +651,55 @@ fn hundred_processes_one_otp_exactly_one_success() {
     assert_eq!(stored(&s, &s.alice), s.alice.counter);
 }
 
-#[test]
-fn kill_between_temp_write_and_rename_leaves_old_or_new_state() {
-    let mut s = setup();
+/// Runs alice's authentication with `otp` under strace, injecting `inject`
+/// (an strace fault spec) into `syscalls`; `None` when strace is missing.
+fn under_strace(w: &World, otp: &str, syscalls: &str, inject: &str) -> Option<yubiotp_tests::Run> {
     if std::process::Command::new("strace")
         .arg("-V")
         .output()
         .is_err()
     {
         eprintln!("SKIP: strace not installed (scripts/setup.sh installs it)");
-        return;
+        return None;
     }
+    let wrap = [
+        "strace".to_string(),
+        "-f".into(),
+        "-qq".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-e".into(),
+        format!("trace={syscalls}"),
+        "-e".into(),
+        format!("inject={syscalls}:{inject}"),
+    ];
+    Some(w.run(
+        "yubiotp-test",
+        "alice",
+        &RunOpts {
+            answers: vec![otp.into()],
+            confdir: true,
+            wrap: wrap.to_vec(),
+            ..RunOpts::default()
+        },
+    ))
+}
+
+#[test]
+fn kill_between_temp_write_and_rename_leaves_old_or_new_state() {
+    let mut s = setup();
     let otp = s.alice.next();
     let before = fs::read(CounterStore::open(&s.w.state).unwrap().path_of(&s.alice.id)).unwrap();
     // SIGKILL the application at its first rename(2): the temp file is
     // written and synced, the rename never happens.
-    let r = s.w.run(
-        "yubiotp-test",
-        "alice",
-        &RunOpts {
-            answers: vec![otp.as_str().into()],
-            confdir: true,
-            wrap: "strace -f -qq -o /dev/null -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:signal=SIGKILL:when=1"
-                .split(' ')
-                .map(str::to_string)
-                .collect(),
-            ..RunOpts::default()
-        },
-    );
+    let Some(r) = under_strace(
+        &s.w,
+        &otp,
+        "rename,renameat,renameat2",
+        "signal=SIGKILL:when=1",
+    ) else {
+        return;
+    };
     assert!(
         r.rc.iter().all(|(op, _)| op != "authenticate"),
         "killed before returning: {}",
@@ -889,31 +910,13 @@ fn non_root_caller_cannot_use_local_mode() {
 #[test]
 fn failing_fsync_is_unavailable_and_keeps_the_old_state() {
     let mut s = setup();
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: strace not installed (scripts/setup.sh installs it)");
-        return;
-    }
     let otp = s.alice.next();
     let path = CounterStore::open(&s.w.state).unwrap().path_of(&s.alice.id);
     let before = fs::read(&path).unwrap();
     // Every fsync/fdatasync of the application fails with EIO (a dying disk).
-    let r = s.w.run(
-        "yubiotp-test",
-        "alice",
-        &RunOpts {
-            answers: vec![otp.as_str().into()],
-            confdir: true,
-            wrap: "strace -f -qq -o /dev/null -e trace=fsync,fdatasync -e inject=fsync,fdatasync:error=EIO"
-                .split(' ')
-                .map(str::to_string)
-                .collect(),
-            ..RunOpts::default()
-        },
-    );
+    let Some(r) = under_strace(&s.w, &otp, "fsync,fdatasync", "error=EIO") else {
+        return;
+    };
     r.assert_refused(code::AUTHINFO_UNAVAIL);
     assert_eq!(fs::read(&path).unwrap(), before, "old state intact");
     // Nothing was accepted, so the OTP is still good once the disk is.
