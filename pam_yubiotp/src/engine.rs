@@ -94,7 +94,15 @@ pub fn validate(
     };
     let answer = cloud.verify(token);
     match (settings.mode, answer) {
-        (_, CloudVerdict::Rejected { server, status }) => {
+        (
+            Mode::Hybrid,
+            CloudVerdict::Rejected {
+                server,
+                status,
+                authenticated: true,
+            },
+        ) if status == "REPLAYED_OTP" => hybrid_after_replayed(settings, token, &server, log),
+        (_, CloudVerdict::Rejected { server, status, .. }) => {
             Verdict::Rejected(format!("{status} from {server}"))
         }
         (Mode::Cloud | Mode::Local, CloudVerdict::Ok { .. }) => {
@@ -125,6 +133,79 @@ pub fn validate(
     }
 }
 
+/// The key store and counter state, when the token's key is held locally.
+/// A hybrid host may hold no keys at all: a key store that does not exist
+/// holds nothing (`Ok(None)`). One that exists but cannot be trusted or read
+/// is an error, since it might hold this key.
+fn held_locally(
+    settings: &Settings,
+    token: &Token,
+) -> Result<Option<(KeyStore, CounterStore)>, String> {
+    let keys = match KeyStore::load(&settings.local.keystore) {
+        Ok(keys) => keys,
+        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "the local key store cannot be checked: {}",
+                describe_store_error(&e)
+            ));
+        }
+    };
+    if keys.get(&token.public_id).is_none() {
+        return Ok(None);
+    }
+    match CounterStore::open(&settings.local.statedir) {
+        Ok(counters) => Ok(Some((keys, counters))),
+        Err(e) => Err(format!(
+            "the local counters cannot be updated: {}",
+            describe_store_error(&e)
+        )),
+    }
+}
+
+/// Hybrid, after an authenticated (signed, otp and nonce echoed) cloud
+/// `REPLAYED_OTP`: the cloud has seen this OTP, so a key held locally whose
+/// local check passes has those counters committed before the reject, and
+/// a later fallback cannot accept it. A failed commit is unavailable.
+fn hybrid_after_replayed(
+    settings: &Settings,
+    token: &Token,
+    server: &str,
+    log: &dyn Log,
+) -> Verdict {
+    let rejected = || Verdict::Rejected(format!("REPLAYED_OTP from {server}"));
+    let (keys, counters) = match held_locally(settings, token) {
+        Ok(Some(held)) => held,
+        Ok(None) => return rejected(),
+        Err(why) => {
+            return Verdict::Unavailable(format!(
+                "REPLAYED_OTP from {server}, but {why}, so a fallback could accept it"
+            ));
+        }
+    };
+    let Some(key) = keys.get(&token.public_id) else {
+        return rejected();
+    };
+    match local::check_and_commit(token, key, &counters) {
+        LocalVerdict::Accepted(c) => {
+            log.log(
+                Level::Warning,
+                &format!(
+                    "{server} says this OTP of {} was used before; local counters advanced to \
+                     {c} so the local fallback refuses it too",
+                    token.public_id
+                ),
+            );
+            rejected()
+        }
+        LocalVerdict::Rejected(_) | LocalVerdict::NotHeld => rejected(),
+        LocalVerdict::Fault(e) => Verdict::Unavailable(format!(
+            "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {}",
+            describe_store_error(&e)
+        )),
+    }
+}
+
 /// Hybrid, after a cloud `OK`: a key held locally must also pass the local
 /// check and have its counters committed before we accept, so the local
 /// fallback can never accept an OTP the cloud already saw. An unsigned OK
@@ -136,32 +217,13 @@ fn hybrid_after_ok(
     signed: bool,
     log: &dyn Log,
 ) -> Verdict {
-    // A hybrid host may hold no keys at all: a key store that does not exist
-    // holds nothing. One that exists but cannot be trusted or read fails
-    // closed, since it might hold this key.
-    let keys = match KeyStore::load(&settings.local.keystore) {
-        Ok(keys) => keys,
-        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
-            return Verdict::Accepted(Accepted { backend: "cloud" });
-        }
-        Err(e) => {
-            return Verdict::Unavailable(format!(
-                "cloud OK from {server}, but the local key store cannot be checked: {}",
-                describe_store_error(&e)
-            ));
-        }
+    let (keys, counters) = match held_locally(settings, token) {
+        Ok(Some(held)) => held,
+        Ok(None) => return Verdict::Accepted(Accepted { backend: "cloud" }),
+        Err(why) => return Verdict::Unavailable(format!("cloud OK from {server}, but {why}")),
     };
     let Some(key) = keys.get(&token.public_id) else {
         return Verdict::Accepted(Accepted { backend: "cloud" });
-    };
-    let counters = match CounterStore::open(&settings.local.statedir) {
-        Ok(c) => c,
-        Err(e) => {
-            return Verdict::Unavailable(format!(
-                "cloud OK from {server}, but the local counters cannot be updated: {}",
-                describe_store_error(&e)
-            ));
-        }
     };
     match local::check_and_commit(token, key, &counters) {
         LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {

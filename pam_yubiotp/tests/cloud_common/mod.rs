@@ -121,13 +121,15 @@ pub fn assert_ok_from(v: &CloudVerdict, url: &str) {
 }
 
 pub fn assert_rejected_from(v: &CloudVerdict, url: &str, status: &str) {
-    assert_eq!(
-        v,
-        &CloudVerdict::Rejected {
-            server: url.to_string(),
-            status: status.to_string()
+    match v {
+        CloudVerdict::Rejected {
+            server, status: s, ..
+        } => {
+            assert_eq!(server, url);
+            assert_eq!(s, status);
         }
-    );
+        other => panic!("expected {status} from {url}, got {other:?}"),
+    }
 }
 
 /// Open file descriptors of this process.

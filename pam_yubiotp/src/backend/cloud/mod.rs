@@ -298,7 +298,10 @@ impl CloudBackend for CloudValidator<'_> {
                     });
                     Control::Stop
                 }
-                Judgement::Reject(status) => {
+                Judgement::Reject {
+                    status,
+                    authenticated,
+                } => {
                     self.log.log(
                         Level::Info,
                         &format!("cloud: {url}: {} after {ms} ms", status.as_str()),
@@ -312,6 +315,7 @@ impl CloudBackend for CloudValidator<'_> {
                     verdict = Some(CloudVerdict::Rejected {
                         server: url.to_string(),
                         status: status.as_str().to_string(),
+                        authenticated,
                     });
                     Control::Stop
                 }
