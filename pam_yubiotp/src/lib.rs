@@ -26,7 +26,6 @@ pub mod privs;
 pub mod prompt;
 pub mod secret;
 pub mod session;
-pub mod sshcheck;
 pub mod store;
 
 #[cfg(test)]

@@ -24,7 +24,6 @@
 //! ([`http`]) is a few hundred lines with hard caps.
 
 pub mod http;
-pub mod probe;
 pub mod protocol;
 pub mod tls;
 pub mod transport;
@@ -43,6 +42,11 @@ use protocol::{Answer, Echo, Judgement, Reason, Request, Status};
 use transport::{Control, End, Exchange, Failure, Options};
 
 /// Validates against the configured servers.
+///
+/// Besides the engine, its one user outside this crate is `ykmap check
+/// --online` (`ykmap::cmd::check::online`), which builds one per URL and
+/// reads the [`CloudVerdict`] and the log lines: this, [`CloudBackend`],
+/// [`CloudVerdict`], [`CloudSettings`] and [`Log`] are the surface it needs.
 pub struct CloudValidator<'a> {
     settings: &'a CloudSettings,
     log: &'a dyn Log,
