@@ -220,7 +220,7 @@ pub const USER_FILE: &str = ".yubico/authorized_yubikeys";
 /// invalid UTF-8), the mapping is unavailable, never "no keys" — with
 /// `nullok` that would silently drop the second factor. Users with a valid
 /// key are unaffected by other lines.
-fn finish(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
+fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
     let (keys, wrong_length): (Vec<PublicId>, Vec<PublicId>) = mapping
         .keys_for(user)
         .into_iter()
@@ -258,7 +258,7 @@ pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) 
         .map_or(Ok(()), fs_policy::check_dir_chain)
         .and_then(|()| fs_policy::read_checked(authfile, &FilePolicy::ROOT_SHARED));
     match result {
-        Ok(bytes) => finish(
+        Ok(bytes) => lookup_in(
             &parse_mapping(&bytes),
             &pw.name,
             token_id_length,
@@ -284,7 +284,7 @@ pub fn keys_from_user_file(pw: &Passwd, token_id_length: usize) -> KeyLookup {
     let read = privs::as_user(pw.uid, pw.gid, || read_user_file(pw, &path));
     match read {
         Err(e) => KeyLookup::Unavailable(e),
-        Ok(Ok(Some(bytes))) => finish(
+        Ok(Ok(Some(bytes))) => lookup_in(
             &parse_mapping(&bytes),
             &pw.name,
             token_id_length,
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn malformed_lines_never_mean_no_keys() {
-        let lookup = |text: &[u8], user: &str| finish(&parse_mapping(text), user, 12, "f");
+        let lookup = |text: &[u8], user: &str| lookup_in(&parse_mapping(text), user, 12, "f");
         for bad in [
             &b"root:ccccccdbjrgf   # root's key\n"[..],
             b"root:ccccccdbjrg\n",
@@ -400,7 +400,7 @@ mod tests {
             assert_eq!(m.problems[0].line, 3);
             assert!(m.problems[0].reason.contains("use ':' between the user"));
             assert!(!m.problems[0].reason.contains("ccccccdbjrgf"));
-            let lookup = |user| finish(&m, user, 12, "f");
+            let lookup = |user| lookup_in(&m, user, 12, "f");
             assert!(
                 matches!(lookup("daemon"), KeyLookup::Unavailable(ref r) if r.contains("line 3")),
                 "{typo:?}"
