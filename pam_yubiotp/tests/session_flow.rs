@@ -2,12 +2,7 @@
 //! §5 path and the §6 rows that libpam cannot easily provoke (a failing
 //! pam_set_item, an unreadable PAM_AUTHTOK, pam_get_user failures). The
 //! fake asserts on drop that every scripted step was consumed.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -126,7 +121,7 @@ struct Fixture {
 impl Fixture {
     /// Local mode, central authfile mapping `root` (a user every system has).
     fn new() -> Self {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = yubiotp_testsupport::tempdir();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let id = PublicId::from_array([0, 0, 1, 2, 3, 4]);
         let key = KeyMaterial {

@@ -5,14 +5,9 @@
 //! Tests that need other processes re-run this binary with
 //! `--exact <test> --nocapture` and `STORES_TEST_CHILD=<role>` set; the test
 //! then runs [`maybe_child`] first, which does the child's work and exits.
-//! Everything lives under `CARGO_TARGET_TMPDIR`, whose ancestors are
-//! root-owned and not world-writable (unlike `/tmp`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! Everything lives under `yubiotp_testsupport::tempdir()`, whose
+//! ancestors are root-owned and not world-writable (unlike `/tmp`).
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -33,15 +28,12 @@ use tempfile::TempDir;
 use yubiotp_core::{
     AesKey, Counter, KeyMaterial, PrivateId, PublicId, Rejection, Token, mint_token, verify_offline,
 };
+use yubiotp_testsupport::tempdir;
 
 // ───────────────────────────── helpers ─────────────────────────────
 
 /// A generous "did not hang" bound; no test relies on anything tighter.
 const HANG: Duration = Duration::from_secs(30);
-
-fn tempdir() -> TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
 
 fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();

@@ -25,12 +25,6 @@
 //!
 //! Negative cases assert that the stack's result is neither PAM_SUCCESS nor
 //! PAM_IGNORE (and, where it matters, which prompts were shown).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -612,7 +606,7 @@ fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
 
 #[test]
 fn pam_auth_update_profile() {
-    let root = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
+    let root = yubiotp_testsupport::tempdir();
     let debconf_before = fs::read("/var/cache/debconf/config.dat").ok();
     let pamd = root.path().join("etc/pam.d");
     // A fresh root: --force writes every common-* from the profiles.
