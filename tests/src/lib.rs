@@ -242,10 +242,7 @@ impl Run {
 
     /// The syslog lines (pam_wrapper echoes `pam_syslog` as `SYSLOG(prio)`).
     pub fn log_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.contains("SYSLOG("))
-            .collect()
+        yubiotp_testsupport::pam_wrapper_syslog(&self.stderr)
     }
 
     /// Everything the run showed anyone: stdout, stderr, prompts, messages.
