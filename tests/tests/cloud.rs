@@ -1,12 +1,6 @@
 //! `mode=cloud` and `mode=hybrid` end to end: the built module through the
 //! real libpam (pam_wrapper, nss_wrapper) against our loopback Validation
 //! Protocol 2.0 servers (testsupport), plain HTTP and HTTPS.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 
@@ -401,7 +395,7 @@ fn hybrid_commit_failure_is_unavailable() {
 
 #[test]
 fn https_with_cafile_and_the_environment_changes_nothing() {
-    let dir = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     let pki = TestPki::generate().unwrap();
     let cafile = pki.write_ca(dir.path()).unwrap();
     let good = MockServer::start(

@@ -10,12 +10,6 @@
 //! - every recipe block in `docs/recipes.md` is identical to its `etc/` file.
 //!
 //! None of this needs root or libpam.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 

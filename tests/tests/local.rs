@@ -1,12 +1,6 @@
 //! `mode=local` end to end: the built module through the real libpam
 //! (pam_wrapper for service files and log capture, nss_wrapper for users),
 //! one SPEC §6 row or security-catalogue case per test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

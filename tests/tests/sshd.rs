@@ -20,12 +20,6 @@
 //! /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, /etc/pam.d and
 //! /etc/ssh are byte-for-byte as before. The sshd it starts is killed on
 //! every path (a Drop guard on its process group); every wait is bounded.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -321,7 +315,7 @@ impl WrapperLock {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(yubiotp_tests::scratch_root().join("pam_wrapper.lock"))
+            .open(yubiotp_testsupport::scratch_root().join("pam_wrapper.lock"))
             .unwrap();
         f.lock().unwrap();
         Self(f)
