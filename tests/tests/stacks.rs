@@ -624,18 +624,48 @@ impl Stack {
     }
 }
 
-/// The one runner: every case of [`CASES`] on a fresh fixture, step by step
-/// (each step is printed first, so a failure names its case and step).
-#[test]
-fn example_stacks() {
-    for case in CASES {
-        let Some(mut stack) = Stack::new(case) else {
-            continue; // su without root: su_fixture printed SKIP
-        };
-        for step in case.steps {
-            stack.step(case, step);
-        }
+/// The one runner: the case of [`CASES`] for `example` on a fresh fixture,
+/// step by step (each step is printed first, so a failure names its step).
+fn run_case(example: &str) {
+    let case = CASES
+        .iter()
+        .find(|c| c.example == example)
+        .unwrap_or_else(|| panic!("no case for {example}"));
+    let Some(mut stack) = Stack::new(case) else {
+        return; // su without root: su_fixture printed SKIP
+    };
+    for step in case.steps {
+        stack.step(case, step);
     }
+}
+
+/// One test per case, so the cases run in parallel and fail by name.
+macro_rules! stack_tests {
+    ($($name:ident => $example:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_case($example);
+            }
+        )*
+        /// The examples that have a test function above.
+        const WITH_TEST: &[&str] = &[$($example),*];
+    };
+}
+
+stack_tests! {
+    sudo_otp_only => "sudo.otp-only",
+    sudo_password_then_otp => "sudo.password-then-otp",
+    sudo_password_then_otp_nullok => "sudo.password-then-otp-nullok",
+    sudo_otp_only_faillock => "sudo.otp-only-faillock",
+    login_otp_only => "login.otp-only",
+    login_password_then_otp => "login.password-then-otp",
+    login_password_then_otp_nullok => "login.password-then-otp-nullok",
+    sshd_key_then_otp => "sshd.key-then-otp",
+    sshd_password_otp => "sshd.password-otp",
+    su_otp_only => "su.otp-only",
+    su_password_then_otp => "su.password-then-otp",
+    su_password_then_otp_nullok => "su.password-then-otp-nullok",
 }
 
 // ---------------------------------------------------------------- pam-auth-update
@@ -773,6 +803,12 @@ fn pam_auth_update_profile() {
 fn every_example_stack_is_exercised() {
     // The stacks of CASES by name: a new example without a case fails here.
     let tested: Vec<&str> = CASES.iter().map(|c| c.example).collect();
+    // ... and every case has its test function.
+    let mut with_test = WITH_TEST.to_vec();
+    with_test.sort_unstable();
+    let mut cases = tested.clone();
+    cases.sort_unstable();
+    assert_eq!(with_test, cases, "stack_tests! lists every case once");
     let mut found: Vec<String> = fs::read_dir(repo().join("etc/pam.d"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
