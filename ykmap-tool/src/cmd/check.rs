@@ -17,14 +17,14 @@ use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// `--online`: asks each validation server about a dummy OTP.
 fn online(s: &pam_yubiotp::config::Settings, problems: &mut Vec<String>) {
-    if !s.mode.uses_cloud() {
+    let Some(cloud) = &s.cloud else {
         note(&format!(
             "--online: mode={} asks no validation server",
             s.mode.name()
         ));
         return;
-    }
-    for r in pam_yubiotp::backend::cloud::probe::probe(&s.cloud, s.token_id_length) {
+    };
+    for r in pam_yubiotp::backend::cloud::probe::probe(cloud, s.token_id_length) {
         if r.ok {
             println!("{}: {}", r.url, r.detail);
         } else {

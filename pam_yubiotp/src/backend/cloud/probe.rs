@@ -52,12 +52,10 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
             detail: format!("token_id_length {token_id_length} is not usable"),
         }];
     };
-    settings
-        .urls
-        .iter()
-        .map(|url| {
-            let mut one = settings.clone();
-            one.urls = vec![url.clone()];
+    (0..settings.urls().len())
+        .filter_map(|i| settings.only_url(i))
+        .map(|one| {
+            let url = one.urls().first().map(ToString::to_string).unwrap_or_default();
             let log = Collect::default();
             let verdict = CloudValidator::new(&one, &log, false).verify(&token);
             let (ok, detail) = match verdict {
@@ -81,7 +79,7 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
                 }
             };
             ProbeReport {
-                url: url.to_string(),
+                url,
                 ok,
                 detail,
             }
