@@ -38,7 +38,9 @@ fn attempt<H: Host, S: AsRef<str>>(
 ) -> Outcome {
     let settings = match config::from_module_args(args) {
         Ok(s) => s,
-        Err(e) if e.kind == config::ConfigErrorKind::Unreadable => return Outcome::AuthInfoUnavail(e.to_string()),
+        Err(e) if e.kind == config::ConfigErrorKind::Unreadable => {
+            return Outcome::AuthInfoUnavail(e.to_string());
+        }
         Err(e) => return Outcome::ServiceErr(e.to_string()),
     };
     record.mode = Some(settings.mode.name());

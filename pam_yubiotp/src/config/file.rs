@@ -12,7 +12,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// `` `a`, `b` `` for "expected one of" messages.
 fn one_of(names: impl Iterator<Item = &'static str>) -> String {
-    names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The keys (and, at the top level, the sections) allowed in `section`.
@@ -36,7 +39,10 @@ fn unknown(raw: &str, section: &str) -> String {
         Some(name) => format!("`{name}`"),
         None => shown,
     };
-    format!("unknown field {shown}, expected one of {}", expected(section))
+    format!(
+        "unknown field {shown}, expected one of {}",
+        expected(section)
+    )
 }
 
 /// The value as the option's parser takes it, or `None` for a wrong type.
@@ -45,7 +51,9 @@ fn input<'a>(value: &'a DeValue<'_>, ty: TomlType) -> Option<Input<'a>> {
         (TomlType::Str, DeValue::String(s)) => Some(Input::Text(s)),
         (TomlType::Bool, DeValue::Boolean(b)) => Some(Input::Bool(*b)),
         (TomlType::Int | TomlType::Number, DeValue::Integer(i)) => {
-            i64::from_str_radix(i.as_str(), i.radix()).ok().map(Input::Int)
+            i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(Input::Int)
         }
         (TomlType::Number, DeValue::Float(f)) => f.as_str().parse().ok().map(Input::Float),
         (TomlType::StrList, DeValue::Array(a)) => a
@@ -60,19 +68,15 @@ fn input<'a>(value: &'a DeValue<'_>, ty: TomlType) -> Option<Input<'a>> {
     }
 }
 
-fn set(
-    layer: &mut Layer,
-    opt: &Opt,
-    key: &str,
-    value: &DeValue<'_>,
-) -> Result<(), String> {
+fn set(layer: &mut Layer, opt: &Opt, key: &str, value: &DeValue<'_>) -> Result<(), String> {
     let input = input(value, opt.toml_type).ok_or_else(|| {
         format!(
             "{key}: must be {} (value not shown)",
             opt.toml_type.describe()
         )
     })?;
-    opt.set(layer, key, input).map_err(|e| format!("{key}: {e}"))
+    opt.set(layer, key, input)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 fn walk(text: &str, table: &DeTable<'_>, section: &str, layer: &mut Layer) -> Result<(), String> {

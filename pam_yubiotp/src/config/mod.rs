@@ -556,11 +556,18 @@ mod tests {
         );
         // An unknown key is named only as far as it may be a name.
         let err = parse_file(&format!("\"{secret}\" = 1\n")).unwrap_err();
-        assert!(!err.contains(secret) && err.starts_with("line 1: unknown field"), "{err}");
+        assert!(
+            !err.contains(secret) && err.starts_with("line 1: unknown field"),
+            "{err}"
+        );
         // A quoted dotted key at the top level is not the section's key.
         assert!(parse_file("\"cloud.id\" = 1\n").is_err());
         // token_id_length = 0 can never match a mapping line.
-        assert!(parse_file("token_id_length = 0\n").unwrap_err().contains("token_id_length"));
+        assert!(
+            parse_file("token_id_length = 0\n")
+                .unwrap_err()
+                .contains("token_id_length")
+        );
     }
 
     #[test]

@@ -299,7 +299,12 @@ fn longest_name() -> usize {
     OPTIONS
         .iter()
         .flat_map(|o| o.args.iter().map(|a| a.name.len()))
-        .chain(OPTIONS.iter().filter_map(|o| o.toml).map(|k| split_key(k).1.len()))
+        .chain(
+            OPTIONS
+                .iter()
+                .filter_map(|o| o.toml)
+                .map(|k| split_key(k).1.len()),
+        )
         .max()
         .unwrap_or(0)
 }
@@ -482,7 +487,10 @@ mod tests {
             ("url=https://x/", "\"url…\" (value not shown)"),
             ("mG5b+/x=", "\"m…\" (value not shown)"),
             (key, "\"m…\" (value not shown)"),
-            ("abcdefghijklmnopqrstuvwxyz0123", "(30 characters, not shown)"),
+            (
+                "abcdefghijklmnopqrstuvwxyz0123",
+                "(30 characters, not shown)",
+            ),
             ("ABCDEFGH", "(8 characters, not shown)"),
         ] {
             assert_eq!(describe_unknown(raw), shown, "{raw}");
