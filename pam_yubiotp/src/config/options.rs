@@ -328,12 +328,12 @@ pub fn shown_name(raw: &str) -> (Option<&str>, bool) {
     }
 }
 
-/// `"name"`, `"name…" (value not shown)` or `(N characters, not shown)`.
+/// `"name"`, `"name..." (value not shown)` or `(N characters, not shown)`.
 #[must_use]
 pub fn describe_unknown(raw: &str) -> String {
     match shown_name(raw) {
         (Some(p), false) => format!("{p:?}"),
-        (Some(p), true) => format!("\"{p}…\" (value not shown)"),
+        (Some(p), true) => format!("\"{p}...\" (value not shown)"),
         (None, _) => format!("({} characters, not shown)", raw.chars().count()),
     }
 }
@@ -483,10 +483,13 @@ mod tests {
         let key = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
         for (raw, shown) in [
             ("nulok", "\"nulok\""),
-            (&format!("key:{key}") as &str, "\"key…\" (value not shown)"),
-            ("url=https://x/", "\"url…\" (value not shown)"),
-            ("mG5b+/x=", "\"m…\" (value not shown)"),
-            (key, "\"m…\" (value not shown)"),
+            (
+                &format!("key:{key}") as &str,
+                "\"key...\" (value not shown)",
+            ),
+            ("url=https://x/", "\"url...\" (value not shown)"),
+            ("mG5b+/x=", "\"m...\" (value not shown)"),
+            (key, "\"m...\" (value not shown)"),
             (
                 "abcdefghijklmnopqrstuvwxyz0123",
                 "(30 characters, not shown)",

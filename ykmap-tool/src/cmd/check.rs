@@ -12,8 +12,8 @@ use pam_yubiotp::fs_policy::OpenError;
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::cmd::map::read_central;
 use crate::error::{CliError, CliResult};
-use crate::{note, warn};
 use crate::settings;
+use crate::{note, warn};
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// `--online`: asks each validation server about a dummy OTP.
