@@ -38,7 +38,9 @@ fn attempt<H: Host, S: AsRef<str>>(
 ) -> Outcome {
     let settings = match config::from_module_args(args) {
         Ok(s) => s,
-        Err(e) if e.unreadable => return Outcome::AuthInfoUnavail(e.to_string()),
+        Err(e) if e.kind == config::ConfigErrorKind::Unreadable => {
+            return Outcome::AuthInfoUnavail(e.to_string());
+        }
         Err(e) => return Outcome::ServiceErr(e.to_string()),
     };
     record.mode = Some(settings.mode.name());
@@ -115,9 +117,9 @@ fn run_engine<H: Host>(
     record: &mut AttemptRecord,
 ) -> Outcome {
     let cloud = settings
-        .mode
-        .uses_cloud()
-        .then(|| CloudValidator::new(&settings.cloud, host, settings.debug));
+        .cloud
+        .as_ref()
+        .map(|c| CloudValidator::new(c, host, settings.debug));
     let cloud = cloud.as_ref().map(|c| c as &dyn CloudBackend);
     match engine::validate(settings, token, cloud, host) {
         Verdict::Accepted(accepted) => {

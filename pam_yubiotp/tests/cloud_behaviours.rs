@@ -3,6 +3,8 @@
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 mod cloud_common;
+use pam_yubiotp::config::{CloudAuth, CloudSettings, ServerUrl, Timeout};
+use pam_yubiotp::secret::ApiKey;
 
 use std::time::Duration;
 
@@ -233,7 +235,7 @@ fn hangs_end_at_the_deadline() {
     for b in [Behavior::Hang, Behavior::NeverAccept] {
         let m = mock(b.clone());
         let mut s = settings(&[m.url()]);
-        s.timeout = Duration::from_millis(800);
+        s.timeout = Timeout::new(Duration::from_millis(800)).unwrap();
         let (v, log, took) = verify(&s);
         assert_no_answer(&v);
         assert!(took >= Duration::from_millis(800), "{b:?} {took:?}");
@@ -254,7 +256,7 @@ fn slowloris_is_ended_by_the_overall_deadline() {
     // About 280 bytes at one byte per 40 ms would take over 11 s.
     let m = MockServer::start(Config::new(Behavior::Ok).key(&test_key()).dribble_ms(40)).unwrap();
     let mut s = settings(&[m.url()]);
-    s.timeout = Duration::from_secs(1);
+    s.timeout = Timeout::new(Duration::from_secs(1)).unwrap();
     let (v, _, took) = verify(&s);
     assert_no_answer(&v);
     assert!(took >= Duration::from_secs(1));
@@ -270,22 +272,35 @@ fn peer_reset_is_not_definitive() {
 }
 
 #[test]
-fn missing_id_or_key_gives_no_answer_without_asking() {
+fn missing_id_or_key_cannot_reach_the_backend() {
+    // The config layer builds CloudSettings only whole: no id, no URL, or
+    // http:// without a key never reach the validator, so nothing is asked.
     let m = mock(Behavior::Ok);
-    let mut s = settings(&[m.url()]);
-    s.id = None;
-    assert_no_answer(&verify(&s).0);
-    let mut s = settings(&[m.url()]);
-    s.key = None;
-    assert_no_answer(&verify(&s).0);
+    let url = ServerUrl::parse(&m.url()).unwrap();
+    let key = || CloudAuth::Signed(ApiKey::from_base64(TEST_KEY_B64).unwrap());
+    assert!(CloudSettings::new(0, key(), vec![url.clone()]).is_err());
+    assert!(CloudSettings::new(1, key(), vec![]).is_err());
     // insecure_unsigned never goes over plain http.
-    s.insecure_unsigned = true;
-    let (v, log, _) = verify(&s);
-    assert_no_answer(&v);
-    assert!(log.has(Level::Err, "http://"), "{}", log.text());
-    let mut s = settings(&[]);
-    s.urls.clear();
-    assert_no_answer(&verify(&s).0);
+    let e = CloudSettings::new(1, CloudAuth::Unsigned, vec![url]).unwrap_err();
+    assert!(e.message.contains("http://"), "{e}");
+    // Resolution refuses a cloud mode without id or key.
+    for args in [&["mode=cloud", "key="][..], &["mode=cloud", "id=1"][..]] {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if *a == "key=" {
+                    format!("key={TEST_KEY_B64}")
+                } else {
+                    (*a).to_string()
+                }
+            })
+            .collect();
+        let layer = pam_yubiotp::config::parse_args(&args).unwrap();
+        assert!(
+            pam_yubiotp::config::resolve(None, &layer).is_err(),
+            "{args:?}"
+        );
+    }
     assert_eq!(m.request_count(), 0);
 }
 
@@ -310,13 +325,12 @@ fn unresolvable_host_is_not_definitive() {
 }
 
 #[test]
-fn absurd_and_zero_timeouts_do_not_panic() {
+fn absurd_and_zero_timeouts_cannot_be_configured() {
     let m = mock(Behavior::Ok);
+    assert!(Timeout::new(Duration::MAX).is_none());
+    assert!(Timeout::new(Duration::ZERO).is_none());
+    // The longest allowed deadline works (the mock answers at once).
     let mut s = settings(&[m.url()]);
-    s.timeout = Duration::MAX;
+    s.timeout = Timeout::new(Duration::from_secs(600)).unwrap();
     assert_ok_from(&verify(&s).0, &m.url());
-    s.timeout = Duration::ZERO;
-    let (v, _, took) = verify(&s);
-    assert_no_answer(&v);
-    assert!(took < Duration::from_secs(10));
 }

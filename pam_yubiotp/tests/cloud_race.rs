@@ -3,6 +3,7 @@
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 mod cloud_common;
+use pam_yubiotp::config::Timeout;
 
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ fn all_down_or_hanging_ends_at_the_deadline() {
     let hang = mock(Behavior::Hang);
     let err = mock(Behavior::Status("BACKEND_ERROR".into()));
     let mut s = settings(&[hang.url(), err.url()]);
-    s.timeout = Duration::from_millis(700);
+    s.timeout = Timeout::new(Duration::from_millis(700)).unwrap();
     let (v, _, took) = verify(&s);
     assert_no_answer(&v);
     assert!(took >= Duration::from_millis(700));

@@ -7,6 +7,7 @@
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 mod cloud_common;
+use pam_yubiotp::config::Timeout;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ fn no_thread_or_socket_outlives_verify() {
             let mut s = settings(&urls);
             s.cafile = Some(cafile.clone());
             if winner.is_none() {
-                s.timeout = Duration::from_millis(600);
+                s.timeout = Timeout::new(Duration::from_millis(600)).unwrap();
             }
             let threads_before = thread_count();
             let fds_before = fd_count();

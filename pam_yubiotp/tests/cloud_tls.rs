@@ -3,6 +3,7 @@
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 mod cloud_common;
+use pam_yubiotp::config::Timeout;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -156,7 +157,7 @@ fn behaviours_over_tls() {
 fn tls_hang_ends_at_the_deadline() {
     let m = tls_mock(CertKind::Good, Behavior::Hang);
     let mut s = with_cafile(&[m.url()]);
-    s.timeout = Duration::from_millis(700);
+    s.timeout = Timeout::new(Duration::from_millis(700)).unwrap();
     let (v, log, took) = verify(&s);
     assert_no_answer(&v);
     assert!(took >= Duration::from_millis(700));
@@ -168,9 +169,7 @@ fn insecure_unsigned_accepts_a_tls_ok_without_signature_and_warns() {
     let cfg = pki().pki.identity(CertKind::Good).server_config().unwrap();
     // The server has no key: it signs nothing.
     let m = MockServer::start(Config::new(Behavior::Ok).tls(cfg)).unwrap();
-    let mut s = with_cafile(&[m.url()]);
-    s.key = None;
-    s.insecure_unsigned = true;
+    let s = unsigned(&with_cafile(&[m.url()]));
     for _ in 0..2 {
         let (v, log, _) = verify(&s);
         match v {
@@ -196,9 +195,7 @@ fn insecure_unsigned_accepts_a_tls_ok_without_signature_and_warns() {
         ),
     )
     .unwrap();
-    let mut s = with_cafile(&[bad.url()]);
-    s.key = None;
-    s.insecure_unsigned = true;
+    let s = unsigned(&with_cafile(&[bad.url()]));
     assert_no_answer(&verify(&s).0);
 }
 

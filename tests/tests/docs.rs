@@ -1,7 +1,8 @@
 //! The documentation and the examples agree with the code:
-//! - every module argument (`pam_yubiotp::config::KNOWN_ARGS`) has an entry
+//! - every module argument (`pam_yubiotp::config::known_args()`, from the
+//!   option table) has an entry
 //!   in pam_yubiotp(8) OPTIONS, and every entry there is a known argument;
-//! - every TOML key (`KNOWN_KEYS`) has an entry in yubiotp.toml(5) KEYS, in
+//! - every TOML key (`known_keys()`) has an entry in yubiotp.toml(5) KEYS, in
 //!   the same order, and nothing else;
 //! - the committed roff pages are the build of their Markdown sources;
 //! - every example in `etc/` parses with the library (the TOML file, the
@@ -15,7 +16,7 @@ use std::fs;
 
 use std::process::Command;
 
-use pam_yubiotp::config::{ArgOverrides, KNOWN_ARGS, KNOWN_KEYS, parse_args, parse_file, resolve};
+use pam_yubiotp::config::{Layer, known_args, known_keys, parse_args, parse_file, resolve};
 use pam_yubiotp::mapping::parse_mapping;
 use ykmap::ssh;
 use yubiotp_tests::{repo, repo_file};
@@ -64,19 +65,20 @@ fn man_page_documents_exactly_the_module_arguments() {
         .into_iter()
         .flat_map(|(_, names)| names)
         .collect();
-    for arg in KNOWN_ARGS {
+    let known = known_args();
+    for arg in &known {
         assert!(
-            documented.contains(arg),
+            documented.contains(&arg.as_str()),
             "module argument {arg} is not documented in man/pam_yubiotp.8.md OPTIONS"
         );
     }
     for doc in &documented {
         assert!(
-            KNOWN_ARGS.contains(doc),
+            known.iter().any(|k| k == doc),
             "man/pam_yubiotp.8.md documents {doc}, which the module does not know"
         );
     }
-    assert_eq!(documented, KNOWN_ARGS, "same order as KNOWN_ARGS");
+    assert_eq!(documented, known, "same order as the option table");
     // Each entry says what its default is.
     let options = section(&md, "OPTIONS").join("\n");
     for entry in options.split("\n`").skip(1) {
@@ -107,7 +109,8 @@ fn man_page_documents_exactly_the_toml_keys() {
             documented.push(format!("{prefix}{name}"));
         }
     }
-    for key in KNOWN_KEYS {
+    let known = known_keys();
+    for key in &known {
         assert!(
             documented.iter().any(|d| d == key),
             "TOML key {key} is not documented in man/yubiotp.toml.5.md KEYS"
@@ -115,22 +118,22 @@ fn man_page_documents_exactly_the_toml_keys() {
     }
     for doc in &documented {
         assert!(
-            KNOWN_KEYS.contains(&doc.as_str()),
+            known.contains(&doc.as_str()),
             "man/yubiotp.toml.5.md documents {doc}, which the file parser does not know"
         );
     }
-    assert_eq!(documented, KNOWN_KEYS, "same order as KNOWN_KEYS");
+    assert_eq!(documented, known, "same order as the option table");
 }
 
 #[test]
 fn roff_pages_are_built_from_their_sources() {
     let pages = [
-        ("man/pam_yubiotp.8", KNOWN_ARGS.to_vec()),
+        ("man/pam_yubiotp.8", known_args()),
         (
             "man/yubiotp.toml.5",
-            KNOWN_KEYS
+            known_keys()
                 .iter()
-                .map(|k| k.rsplit('.').next().unwrap())
+                .map(|k| k.rsplit('.').next().unwrap().to_string())
                 .collect(),
         ),
     ];
@@ -199,7 +202,7 @@ fn example_config_parses_and_shows_every_key() {
     // As shipped: all commented out, so the defaults apply, and mode=cloud
     // asks for an id (the file says so).
     let raw = parse_file(&text).unwrap();
-    let err = resolve(Some(&raw), &ArgOverrides::default()).unwrap_err();
+    let err = resolve(Some(&raw), &Layer::default()).unwrap_err();
     assert!(err.to_string().contains("cloud.id"), "{err}");
     assert!(
         text.contains("cloud.id"),
@@ -208,11 +211,11 @@ fn example_config_parses_and_shows_every_key() {
     // Every setting uncommented: still valid, and complete.
     let all = uncommented(&text);
     let raw = parse_file(&all).unwrap_or_else(|e| panic!("{e}\n{all}"));
-    resolve(Some(&raw), &ArgOverrides::default()).unwrap();
+    resolve(Some(&raw), &Layer::default()).unwrap();
     assert_eq!(
         dotted_keys(&all),
-        KNOWN_KEYS,
-        "every key, in KNOWN_KEYS order"
+        known_keys(),
+        "every key, in the option table's order"
     );
 }
 
@@ -245,7 +248,7 @@ fn man_page_toml_examples_parse() {
     assert_eq!(blocks.len(), 2, "{blocks:#?}");
     for b in &blocks {
         let raw = parse_file(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
-        resolve(Some(&raw), &ArgOverrides::default()).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        resolve(Some(&raw), &Layer::default()).unwrap_or_else(|e| panic!("{e}\n{b}"));
     }
 }
 

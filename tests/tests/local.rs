@@ -458,6 +458,77 @@ fn configuration_errors_are_service_err() {
 }
 
 #[test]
+fn unknown_arguments_never_log_their_value() {
+    let mut s = setup();
+    let otp = s.alice.next();
+    let key = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+    for (args, shown) in [
+        (format!("key:{key}"), "\"key...\" (value not shown)"),
+        (format!("[key {key}]"), "\"key...\" (value not shown)"),
+        (key.to_string(), "(value not shown)"),
+        ("mG5b+/x=".to_string(), "\"m...\" (value not shown)"),
+        (
+            "zq3vk9x0d2mfa8wy7tq1ln4c".to_string(),
+            "(24 characters, not shown)",
+        ),
+    ] {
+        s.w.simple_service(&args);
+        let r = auth(&s.w, "alice", otp.as_str());
+        r.assert_refused(code::SERVICE_ERR);
+        let all = r.everything();
+        let log = r.log_lines().join("\n");
+        // The summary line quotes its reason, escaping the inner quotes.
+        let shown = shown.replace('"', "\\\"");
+        assert!(
+            log.contains("unknown argument") && log.contains(&shown),
+            "{args}: {log}"
+        );
+        for secret in [
+            key,
+            &key[1..12],
+            "mG5b+/x=",
+            "G5b",
+            "zq3vk9x0d2mfa8wy7tq1ln4c",
+            "3vk9x0d2",
+        ] {
+            assert!(
+                !all.contains(secret),
+                "{args}: {secret} reached the output: {all}"
+            );
+        }
+    }
+    s.w.simple_service("");
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
+}
+
+#[test]
+fn token_id_length_zero_is_a_configuration_error() {
+    let mut s = setup();
+    let otp = s.alice.next();
+    s.w.simple_service("token_id_length=0");
+    let r = auth(&s.w, "alice", otp.as_str());
+    r.assert_refused(code::SERVICE_ERR);
+    assert!(
+        r.log_lines().join("\n").contains("token_id_length"),
+        "{}",
+        r.everything()
+    );
+    s.w.simple_service("");
+    s.w.write_config(
+        "mode = \"local\"\ntoken_id_length = 0\nauthfile = \"@ETC@/authorized_yubikeys\"\n[local]\nkeystore = \"@ETC@/keys\"\nstatedir = \"@STATE@\"\n",
+    );
+    let r = auth(&s.w, "alice", otp.as_str());
+    r.assert_refused(code::SERVICE_ERR);
+    assert!(
+        r.log_lines().join("\n").contains("token_id_length"),
+        "{}",
+        r.everything()
+    );
+    s.w.local_config();
+    assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
+}
+
+#[test]
 fn conversation_failures_are_conv_err() {
     let mut s = setup();
     let otp = s.alice.next();

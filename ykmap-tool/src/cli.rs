@@ -289,6 +289,10 @@ pub struct CheckArgs {
     /// Also ask each validation server (cloud and hybrid modes)
     #[arg(long)]
     pub online: bool,
+    /// The PAM configuration directory whose pam_yubiotp.so lines are
+    /// checked against libpam's line length limit
+    #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+    pub pamdir: std::path::PathBuf,
 }
 
 /// `ykmap softkey …`

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pam_yubiotp::config::{self, ArgOverrides, ConfigError, Mode, RawFile, Settings};
+use pam_yubiotp::config::{self, ConfigError, Layer, Mode, Settings};
 
 use crate::cli::GlobalArgs;
 use crate::error::{CliError, CliResult};
@@ -30,9 +30,9 @@ pub struct Loaded {
     /// True when `--config` named it (then it must exist).
     pub explicit: bool,
     /// The parsed file, `None` when the default file is absent.
-    pub file: Option<RawFile>,
-    /// The overrides from the command line.
-    pub overrides: ArgOverrides,
+    pub file: Option<Layer>,
+    /// The overrides from the command line (the module-argument layer).
+    pub overrides: Layer,
 }
 
 impl Loaded {
@@ -60,10 +60,12 @@ impl Loaded {
     /// even when the rest of it does not resolve.
     #[must_use]
     pub fn mode(&self) -> Option<Mode> {
-        match self.file.as_ref().and_then(|f| f.mode.as_deref()) {
-            Some(m) => Mode::parse(m),
-            None => Some(Mode::Cloud),
-        }
+        Some(
+            self.file
+                .as_ref()
+                .and_then(|f| f.mode)
+                .unwrap_or(Mode::Cloud),
+        )
     }
 
     /// The full resolution, exactly as the module does it.
@@ -122,11 +124,11 @@ pub fn load_raw(g: &GlobalArgs) -> CliResult<Loaded> {
         Some(p) => (absolute(p)?, true),
         None => (PathBuf::from(config::DEFAULT_CONFIG), false),
     };
-    let overrides = ArgOverrides {
+    let overrides = Layer {
         authfile: g.authfile.as_deref().map(absolute).transpose()?,
         keystore: g.keystore.as_deref().map(absolute).transpose()?,
         statedir: g.statedir.as_deref().map(absolute).transpose()?,
-        ..ArgOverrides::default()
+        ..Layer::default()
     };
     Ok(Loaded {
         path,

@@ -1,148 +1,127 @@
-//! The raw TOML file: every key optional, unknown keys refused.
+//! The TOML file, parsed through the option table into a [`Layer`]: every
+//! key optional, unknown keys and wrong types refused, and no error ever
+//! quotes a value (it could be the API key pasted in the wrong place).
 
-use core::fmt;
+use toml::de::{DeTable, DeValue};
 
-use serde::Deserialize;
-use zeroize::Zeroizing;
+use super::options::{Input, Layer, OPTIONS, Opt, SECTIONS, TomlType, describe_unknown, split_key};
 
-/// A string holding a secret in the raw file (`cloud.key`).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct RawSecret(Zeroizing<String>);
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or("").matches('\n').count() + 1
+}
 
-impl std::ops::Deref for RawSecret {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
+/// `` `a`, `b` `` for "expected one of" messages.
+fn one_of(names: impl Iterator<Item = &'static str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The keys (and, at the top level, the sections) allowed in `section`.
+fn expected(section: &str) -> String {
+    let keys = OPTIONS
+        .iter()
+        .filter_map(|o| o.toml)
+        .map(split_key)
+        .filter(|(s, _)| *s == section)
+        .map(|(_, k)| k);
+    if section.is_empty() {
+        one_of(keys.chain(SECTIONS.iter().copied().filter(|s| !s.is_empty())))
+    } else {
+        one_of(keys)
     }
 }
 
-impl fmt::Debug for RawSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
+fn unknown(raw: &str, section: &str) -> String {
+    let shown = describe_unknown(raw);
+    let shown = match shown.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(name) => format!("`{name}`"),
+        None => shown,
+    };
+    format!(
+        "unknown field {shown}, expected one of {}",
+        expected(section)
+    )
 }
 
-/// A TOML integer or float.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Number {
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-}
-
-impl Number {
-    /// As a float.
-    #[must_use]
-    pub fn as_f64(self) -> f64 {
-        match self {
-            #[allow(clippy::cast_precision_loss)]
-            Self::Int(i) => i as f64,
-            Self::Float(f) => f,
+/// The value as the option's parser takes it, or `None` for a wrong type.
+fn input<'a>(value: &'a DeValue<'_>, ty: TomlType) -> Option<Input<'a>> {
+    match (ty, value) {
+        (TomlType::Str, DeValue::String(s)) => Some(Input::Text(s)),
+        (TomlType::Bool, DeValue::Boolean(b)) => Some(Input::Bool(*b)),
+        (TomlType::Int | TomlType::Number, DeValue::Integer(i)) => {
+            i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(Input::Int)
         }
+        (TomlType::Number, DeValue::Float(f)) => f.as_str().parse().ok().map(Input::Float),
+        (TomlType::StrList, DeValue::Array(a)) => a
+            .iter()
+            .map(|v| match v.get_ref() {
+                DeValue::String(s) => Some(&**s),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Input::List),
+        _ => None,
     }
 }
 
-/// `[cloud]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCloud {
-    /// Client id.
-    pub id: Option<i64>,
-    /// API key (base64).
-    pub key: Option<RawSecret>,
-    /// Allow no key (https only).
-    pub insecure_unsigned: Option<bool>,
-    /// Endpoints.
-    pub urls: Option<Vec<String>>,
-    /// Deadline in seconds.
-    pub timeout: Option<Number>,
-    /// Extra CA file.
-    pub cafile: Option<String>,
-    /// Extra CA directory.
-    pub capath: Option<String>,
-    /// Proxy URL.
-    pub proxy: Option<String>,
+fn set(layer: &mut Layer, opt: &Opt, key: &str, value: &DeValue<'_>) -> Result<(), String> {
+    let input = input(value, opt.toml_type).ok_or_else(|| {
+        format!(
+            "{key}: must be {} (value not shown)",
+            opt.toml_type.describe()
+        )
+    })?;
+    opt.set(layer, key, input)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
-/// `[local]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLocal {
-    /// Key store path.
-    pub keystore: Option<String>,
-    /// Counter state directory.
-    pub statedir: Option<String>,
+fn walk(text: &str, table: &DeTable<'_>, section: &str, layer: &mut Layer) -> Result<(), String> {
+    for (k, v) in table {
+        let name: &str = k.get_ref();
+        let at = |msg: String| format!("line {}: {msg}", line_of(text, k.span().start));
+        if section.is_empty() && SECTIONS.contains(&name) {
+            let DeValue::Table(t) = v.get_ref() else {
+                return Err(at(format!("{name}: must be a table (value not shown)")));
+            };
+            walk(text, t, name, layer)?;
+            continue;
+        }
+        let opt = OPTIONS
+            .iter()
+            .find(|o| o.toml.map(split_key) == Some((section, name)))
+            .ok_or_else(|| at(unknown(name, section)))?;
+        let dotted = opt.toml.unwrap_or(name);
+        set(layer, opt, dotted, v.get_ref())
+            .map_err(|e| format!("line {}: {e}", line_of(text, v.span().start)))?;
+    }
+    Ok(())
 }
 
-/// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFile {
-    /// `mode`
-    pub mode: Option<String>,
-    /// `authfile`
-    pub authfile: Option<String>,
-    /// `token_id_length`
-    pub token_id_length: Option<i64>,
-    /// `nullok`
-    pub nullok: Option<bool>,
-    /// `debug`
-    pub debug: Option<bool>,
-    /// `prompt`
-    pub prompt: Option<String>,
-    /// `[cloud]`
-    pub cloud: Option<RawCloud>,
-    /// `[local]`
-    pub local: Option<RawLocal>,
-}
-
-/// Every key the file accepts, dotted, for the man-page consistency test.
-pub const KNOWN_KEYS: &[&str] = &[
-    "mode",
-    "authfile",
-    "token_id_length",
-    "nullok",
-    "debug",
-    "prompt",
-    "cloud.id",
-    "cloud.key",
-    "cloud.insecure_unsigned",
-    "cloud.urls",
-    "cloud.timeout",
-    "cloud.cafile",
-    "cloud.capath",
-    "cloud.proxy",
-    "local.keystore",
-    "local.statedir",
-];
-
-/// Parses the TOML text. The error names the line and, for unknown, missing
-/// or duplicate keys, the key; never a value.
+/// Parses the TOML text. The error names the line and, for unknown or
+/// duplicate keys, the key (only as much of it as may be a name); never a
+/// value.
 ///
 /// # Errors
 /// A one-line description.
-pub fn parse_file(text: &str) -> Result<RawFile, String> {
-    toml::from_str::<RawFile>(text).map_err(|e| {
-        let line_no = e
-            .span()
-            .map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
-        // Only messages that name keys (never values) are passed on: the
-        // value in question could be the API key pasted in the wrong place.
+pub fn parse_file(text: &str) -> Result<Layer, String> {
+    let doc = DeTable::parse(text).map_err(|e| {
         let first = e.message().lines().next().unwrap_or("");
-        let msg = if ["unknown field", "missing field", "duplicate key"]
-            .iter()
-            .any(|p| first.starts_with(p))
-        {
+        // Only messages that name keys (never values) are passed on.
+        let msg = if first.starts_with("duplicate key") {
             first.to_string()
         } else {
             "invalid value or syntax (value not shown)".to_string()
         };
-        match line_no {
-            Some(n) => format!("line {n}: {msg}"),
+        match e.span() {
+            Some(s) => format!("line {}: {msg}", line_of(text, s.start)),
             None => msg,
         }
-    })
+    })?;
+    let mut layer = Layer::default();
+    walk(text, doc.get_ref(), "", &mut layer)?;
+    Ok(layer)
 }

@@ -1,18 +1,35 @@
 //! Settings: built-in defaults, then the TOML file, then the module
 //! arguments (last wins), resolved once into the typed [`Settings`].
 //!
-//! Every configuration error names the item and never a secret value.
+//! Every option is defined once, in the table of [`options`]: its argument
+//! names, TOML key, parser, default and doc. [`parse_args`] and
+//! [`parse_file`] turn each source into a [`Layer`] of already-validated
+//! typed values; [`resolve`] stacks them (defaults < file < arguments) and
+//! checks what needs several options together (the cloud half), so that
+//! the backends receive typed values they need not check again.
+//!
+//! **Adding an option**: one entry in the `options!` table in
+//! `config/options.rs` (see that module's doc for the fields), its entries
+//! in man/pam_yubiotp.8.md and/or man/yubiotp.toml.5.md (the `docs` test
+//! holds the pages to the table), and reading it from [`Values`] where
+//! `resolve` builds [`Settings`].
+//!
+//! Every configuration error names the item and never a secret value; an
+//! unknown argument or key is named only by a prefix that may be an option
+//! name ([`options::describe_unknown`]).
 
 mod args;
 mod file;
+pub mod options;
 mod url;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use args::{ArgOverrides, KNOWN_ARGS, parse_args};
-pub use file::{KNOWN_KEYS, RawCloud, RawFile, RawLocal, RawSecret, parse_file};
-pub use url::ServerUrl;
+pub use args::parse_args;
+pub use file::parse_file;
+pub use options::{Layer, OPTIONS, Values, known_args, known_keys};
+pub use url::{HttpProxy, ServerUrl};
 
 use crate::fs_policy::{self, FilePolicy, OpenError, Owner};
 use crate::secret::ApiKey;
@@ -90,25 +107,123 @@ pub enum FirstPass {
     Use,
 }
 
-/// Cloud validation settings.
+/// The overall deadline of the cloud step: above zero, at most
+/// [`MAX_TIMEOUT_SECS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(Duration);
+
+impl Timeout {
+    /// `d` when it is above zero and at most [`MAX_TIMEOUT_SECS`].
+    #[must_use]
+    pub fn new(d: Duration) -> Option<Self> {
+        (!d.is_zero() && d <= Duration::from_secs(MAX_TIMEOUT_SECS)).then_some(Self(d))
+    }
+
+    /// The deadline.
+    #[must_use]
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl Default for Timeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(DEFAULT_TIMEOUT_SECS))
+    }
+}
+
+/// How answers are authenticated.
+#[derive(Debug, Clone)]
+pub enum CloudAuth {
+    /// Requests are signed and answers must be, with this API key.
+    Signed(ApiKey),
+    /// `insecure_unsigned`: no key, answers trusted on TLS alone (every URL
+    /// is https).
+    Unsigned,
+}
+
+/// Cloud validation settings, checked as a whole: a client id, at least one
+/// URL, and https only when there is no API key.
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
-    /// Client id sent as `id=`.
-    pub id: Option<u64>,
-    /// API key for signing requests and checking answers.
-    pub key: Option<ApiKey>,
-    /// Allow running without `key` (https only, never advances local counters).
-    pub insecure_unsigned: bool,
-    /// Endpoints, queried in parallel.
-    pub urls: Vec<ServerUrl>,
+    id: u64,
+    auth: CloudAuth,
+    urls: Vec<ServerUrl>,
     /// Overall deadline of the cloud step.
-    pub timeout: Duration,
+    pub timeout: Timeout,
     /// Extra trust anchor file (PEM).
     pub cafile: Option<PathBuf>,
     /// Extra trust anchor directory (PEM files).
     pub capath: Option<PathBuf>,
-    /// HTTP(S) proxy.
-    pub proxy: Option<ServerUrl>,
+    /// HTTP proxy.
+    pub proxy: Option<HttpProxy>,
+}
+
+impl CloudSettings {
+    /// Settings for client `id` asking `urls`, with the default timeout and
+    /// no extra trust anchors or proxy.
+    ///
+    /// # Errors
+    /// An empty URL list, a zero id, or an `http://` URL without a key.
+    pub fn new(id: u64, auth: CloudAuth, urls: Vec<ServerUrl>) -> Result<Self, ConfigError> {
+        if id == 0 {
+            return Err(ConfigError::new("cloud.id: must be a positive integer"));
+        }
+        if urls.is_empty() {
+            return Err(ConfigError::new("cloud.urls: must not be empty"));
+        }
+        if matches!(auth, CloudAuth::Unsigned) && urls.iter().any(|u| !u.https) {
+            return Err(ConfigError::new(
+                "cloud.urls: http:// URLs need cloud.key (answers must be signed)",
+            ));
+        }
+        Ok(Self {
+            id,
+            auth,
+            urls,
+            timeout: Timeout::default(),
+            cafile: None,
+            capath: None,
+            proxy: None,
+        })
+    }
+
+    /// Client id sent as `id=`.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How answers are authenticated.
+    #[must_use]
+    pub fn auth(&self) -> &CloudAuth {
+        &self.auth
+    }
+
+    /// The API key, when answers are signed.
+    #[must_use]
+    pub fn key(&self) -> Option<&ApiKey> {
+        match &self.auth {
+            CloudAuth::Signed(k) => Some(k),
+            CloudAuth::Unsigned => None,
+        }
+    }
+
+    /// Endpoints, queried in parallel (never empty).
+    #[must_use]
+    pub fn urls(&self) -> &[ServerUrl] {
+        &self.urls
+    }
+
+    /// The same settings asking only the `i`th URL.
+    #[must_use]
+    pub fn only_url(&self, i: usize) -> Option<Self> {
+        let url = self.urls.get(i)?.clone();
+        Some(Self {
+            urls: vec![url],
+            ..self.clone()
+        })
+    }
 }
 
 /// Local validation settings.
@@ -127,8 +242,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Central mapping file; `None` means per-user files.
     pub authfile: Option<PathBuf>,
-    /// Cloud half.
-    pub cloud: CloudSettings,
+    /// Cloud half: `Some` exactly in the modes that use the cloud.
+    pub cloud: Option<CloudSettings>,
     /// Local half.
     pub local: LocalSettings,
     /// Public id length in modhex characters.
@@ -145,225 +260,100 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
-/// A configuration error: PAM_SERVICE_ERR, logged naming the item.
+/// What kind of configuration error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// A mistake in the arguments or the file: PAM_SERVICE_ERR.
+    Invalid,
+    /// The config file exists but this (unprivileged) caller may not read
+    /// it: not a mistake in the file, so the session reports
+    /// PAM_AUTHINFO_UNAVAIL.
+    Unreadable,
+}
+
+/// A configuration error, logged naming the item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error: {message}")]
 pub struct ConfigError {
     /// What is wrong, naming the item (never a secret value).
     pub message: String,
-    /// The config file exists but this (unprivileged) caller may not read
-    /// it: not a mistake in the file, so the session reports
-    /// PAM_AUTHINFO_UNAVAIL rather than PAM_SERVICE_ERR.
-    pub unreadable: bool,
+    /// Invalid or unreadable.
+    pub kind: ConfigErrorKind,
 }
 
 impl ConfigError {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
         Self {
             message: msg.into(),
-            unreadable: false,
+            kind: ConfigErrorKind::Invalid,
         }
     }
-}
-
-fn absolute(item: &str, p: &str) -> Result<PathBuf, ConfigError> {
-    let path = PathBuf::from(p);
-    if !path.is_absolute() || p.contains('\0') {
-        return Err(ConfigError::new(format!("{item}: path must be absolute")));
-    }
-    Ok(path)
-}
-
-fn parse_timeout(item: &str, secs: f64) -> Result<Duration, ConfigError> {
-    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_SECS as f64 {
-        return Err(ConfigError::new(format!(
-            "{item}: must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_token_id_length(item: &str, n: i64) -> Result<usize, ConfigError> {
-    match usize::try_from(n) {
-        Ok(n) if n <= 32 && n.is_multiple_of(2) => Ok(n),
-        _ => Err(ConfigError::new(format!(
-            "{item}: must be an even number from 0 to 32"
-        ))),
-    }
-}
-
-fn parse_prompt(item: &str, p: &str) -> Result<String, ConfigError> {
-    if p.chars().any(|c| c.is_control() && c != ' ') || p.chars().count() > 200 {
-        return Err(ConfigError::new(format!(
-            "{item}: must be at most 200 characters without control characters"
-        )));
-    }
-    Ok(p.to_string())
 }
 
 /// Resolves defaults ← `file` ← `args` into [`Settings`], checking that the
 /// combination is usable for the chosen mode.
 ///
 /// # Errors
-/// [`ConfigError`] naming the first bad or missing item.
-pub fn resolve(file: Option<&RawFile>, args: &ArgOverrides) -> Result<Settings, ConfigError> {
-    let empty = RawFile::default();
-    let f = file.unwrap_or(&empty);
-    let fc = f.cloud.clone().unwrap_or_default();
-    let fl = f.local.clone().unwrap_or_default();
+/// [`ConfigError`] naming the first missing item or bad combination.
+pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigError> {
     let mut warnings = Vec::new();
-
-    let mode = match (&args.mode, &f.mode) {
-        (Some(m), _) => *m,
-        (None, Some(s)) => Mode::parse(s)
-            .ok_or_else(|| ConfigError::new("mode: must be cloud, client, local or hybrid"))?,
-        (None, None) => Mode::Cloud,
-    };
-
-    let authfile = match (&args.authfile, &f.authfile) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) => Some(absolute("authfile", p)?),
-        (None, None) => None,
-    };
-
-    let key = match (&args.key, &fc.key) {
-        (Some(k), _) => {
-            warnings.push(
-                "key= on the PAM line is readable by every local user; move it to the config file"
-                    .to_string(),
-            );
-            Some(k.clone())
-        }
-        (None, Some(k)) => {
-            Some(ApiKey::from_base64(k).ok_or_else(|| ConfigError::new("cloud.key: not base64"))?)
-        }
-        (None, None) => None,
-    };
-    let id = match (args.id, fc.id) {
-        (Some(i), _) => Some(i),
-        (None, Some(i)) => Some(
-            u64::try_from(i)
-                .ok()
-                .filter(|i| *i > 0)
-                .ok_or_else(|| ConfigError::new("cloud.id: must be a positive integer"))?,
-        ),
-        (None, None) => None,
-    };
-    let urls = match (&args.urls, &fc.urls) {
-        (Some(u), _) => u.clone(),
-        (None, Some(list)) => {
-            if list.is_empty() {
-                return Err(ConfigError::new("cloud.urls: must not be empty"));
-            }
-            list.iter()
-                .map(|u| {
-                    ServerUrl::parse(u).map_err(|e| ConfigError::new(format!("cloud.urls: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        (None, None) => vec![
-            ServerUrl::parse(DEFAULT_URL)
-                .map_err(|e| ConfigError::new(format!("default URL: {e}")))?,
-        ],
-    };
-    let timeout = match (args.timeout, fc.timeout) {
-        (Some(t), _) => t,
-        (None, Some(t)) => parse_timeout("cloud.timeout", t.as_f64())?,
-        (None, None) => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-    };
-    let cafile = match (&args.cafile, &fc.cafile) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) => Some(absolute("cloud.cafile", p)?),
-        (None, None) => None,
-    };
-    let capath = match (&args.capath, &fc.capath) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) => Some(absolute("cloud.capath", p)?),
-        (None, None) => None,
-    };
-    let proxy = match (&args.proxy, &fc.proxy) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(p)) => Some(
-            ServerUrl::parse_proxy(p).map_err(|e| ConfigError::new(format!("cloud.proxy: {e}")))?,
-        ),
-        (None, None) => None,
-    };
-    let insecure_unsigned = args.insecure_unsigned || fc.insecure_unsigned.unwrap_or(false);
-
-    let keystore = match (&args.keystore, &fl.keystore) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => absolute("local.keystore", p)?,
-        (None, None) => PathBuf::from(DEFAULT_KEYSTORE),
-    };
-    let statedir = match (&args.statedir, &fl.statedir) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => absolute("local.statedir", p)?,
-        (None, None) => PathBuf::from(DEFAULT_STATEDIR),
-    };
-    let token_id_length = match (args.token_id_length, f.token_id_length) {
-        (Some(n), _) => n,
-        (None, Some(n)) => parse_token_id_length("token_id_length", n)?,
-        (None, None) => 12,
-    };
-    if token_id_length > 16 {
+    if args.key.is_some() {
+        warnings.push(
+            "key= on the PAM line is readable by every local user; move it to the config file"
+                .to_string(),
+        );
+    }
+    let v: Values = args
+        .clone()
+        .over(file.cloned().unwrap_or_default())
+        .values();
+    if v.token_id_length > 16 {
         warnings.push(format!(
-            "token_id_length={token_id_length} is above 16; most validation servers refuse such OTPs"
+            "token_id_length={} is above 16; most validation servers refuse such OTPs",
+            v.token_id_length
         ));
     }
-    let prompt = match (&args.prompt, &f.prompt) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => parse_prompt("prompt", p)?,
-        (None, None) => DEFAULT_PROMPT.to_string(),
+    let cloud = if v.mode.uses_cloud() {
+        let Some(id) = v.id else {
+            return Err(ConfigError::new(format!(
+                "mode={} needs cloud.id (id=)",
+                v.mode.name()
+            )));
+        };
+        let auth = match (v.key, v.insecure_unsigned) {
+            (Some(k), _) => CloudAuth::Signed(k),
+            (None, true) => CloudAuth::Unsigned,
+            (None, false) => {
+                return Err(ConfigError::new(format!(
+                    "mode={} needs cloud.key (the API key), or insecure_unsigned",
+                    v.mode.name()
+                )));
+            }
+        };
+        let mut c = CloudSettings::new(id, auth, v.urls)?;
+        c.timeout = v.timeout;
+        c.cafile = v.cafile;
+        c.capath = v.capath;
+        c.proxy = v.proxy;
+        Some(c)
+    } else {
+        None
     };
-
-    let settings = Settings {
-        mode,
-        authfile,
-        cloud: CloudSettings {
-            id,
-            key,
-            insecure_unsigned,
-            urls,
-            timeout,
-            cafile,
-            capath,
-            proxy,
+    Ok(Settings {
+        mode: v.mode,
+        authfile: v.authfile,
+        cloud,
+        local: LocalSettings {
+            keystore: v.keystore,
+            statedir: v.statedir,
         },
-        local: LocalSettings { keystore, statedir },
-        token_id_length,
-        nullok: args.nullok || f.nullok.unwrap_or(false),
-        first_pass: args.first_pass.unwrap_or_default(),
-        debug: args.debug || f.debug.unwrap_or(false),
-        prompt,
+        token_id_length: v.token_id_length,
+        nullok: v.nullok,
+        first_pass: v.first_pass,
+        debug: v.debug,
+        prompt: v.prompt,
         warnings,
-    };
-    check_mode(&settings)?;
-    Ok(settings)
-}
-
-fn check_mode(s: &Settings) -> Result<(), ConfigError> {
-    if !s.mode.uses_cloud() {
-        return Ok(());
-    }
-    let c = &s.cloud;
-    if c.id.is_none() {
-        return Err(ConfigError::new(format!(
-            "mode={} needs cloud.id (id=)",
-            s.mode.name()
-        )));
-    }
-    if c.key.is_none() && !c.insecure_unsigned {
-        return Err(ConfigError::new(format!(
-            "mode={} needs cloud.key (the API key), or insecure_unsigned",
-            s.mode.name()
-        )));
-    }
-    if c.key.is_none() && c.urls.iter().any(|u| !u.https) {
-        return Err(ConfigError::new(
-            "cloud.urls: http:// URLs need cloud.key (answers must be signed)",
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// The file policy for the TOML file: root-owned, not writable by
@@ -381,7 +371,7 @@ pub const CONFIG_POLICY: FilePolicy = FilePolicy {
 /// [`ConfigError`] for a missing explicit file, an untrusted or unreadable
 /// file, a syntax error, an unknown key or a wrong type, or a file that
 /// holds `cloud.key` while readable by group/other.
-pub fn load_file(path: &Path, explicit: bool) -> Result<Option<RawFile>, ConfigError> {
+pub fn load_file(path: &Path, explicit: bool) -> Result<Option<Layer>, ConfigError> {
     let checked = path
         .parent()
         .map_or(Ok(()), fs_policy::check_dir_chain)
@@ -396,7 +386,7 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<RawFile>, ConfigE
                     p.display(),
                     nix::unistd::geteuid()
                 ),
-                unreadable: true,
+                kind: ConfigErrorKind::Unreadable,
             });
         }
         Err(e) => return Err(ConfigError::new(format!("config file {e}"))),
@@ -405,7 +395,7 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<RawFile>, ConfigE
         .map_err(|_| ConfigError::new(format!("config file {}: not UTF-8", path.display())))?;
     let raw = parse_file(text)
         .map_err(|e| ConfigError::new(format!("config file {}: {e}", path.display())))?;
-    if raw.cloud.as_ref().is_some_and(|c| c.key.is_some()) {
+    if raw.key.is_some() {
         let (_, meta) = fs_policy::open_checked(path, &CONFIG_POLICY)
             .map_err(|e| ConfigError::new(format!("config file {e}")))?;
         let mode = std::os::unix::fs::MetadataExt::mode(&meta);
@@ -449,11 +439,14 @@ mod tests {
         assert_eq!(s.local.statedir, PathBuf::from(DEFAULT_STATEDIR));
         assert_eq!(s.token_id_length, 12);
         assert_eq!(s.prompt, DEFAULT_PROMPT);
-        assert_eq!(s.cloud.timeout, Duration::from_secs(5));
-        assert_eq!(s.cloud.urls[0].to_string(), DEFAULT_URL);
+        assert!(s.cloud.is_none(), "no cloud half in local mode");
         assert!(s.authfile.is_none() && !s.nullok && !s.debug);
+        let s = resolve(None, &parse_args(&["id=1", "insecure_unsigned"]).unwrap()).unwrap();
+        let c = s.cloud.unwrap();
+        assert_eq!(c.timeout.get(), Duration::from_secs(5));
+        assert_eq!(c.urls()[0].to_string(), DEFAULT_URL);
         // Cloud is the default mode and needs id and key.
-        let e = resolve(None, &ArgOverrides::default()).unwrap_err();
+        let e = resolve(None, &Layer::default()).unwrap_err();
         assert!(e.message.contains("cloud.id"), "{e}");
     }
 
@@ -463,12 +456,13 @@ mod tests {
             "mode = \"hybrid\"\ntoken_id_length = 16\nprompt = \"OTP: \"\n[cloud]\nid = 7\nkey = \"{KEY}\"\nurls = [\"https://a.example/v\", \"http://127.0.0.1:9/v\"]\ntimeout = 1.5\n[local]\nstatedir = \"/srv/state\"\n"
         ))
         .unwrap();
-        let s = resolve(Some(&file), &ArgOverrides::default()).unwrap();
+        let s = resolve(Some(&file), &Layer::default()).unwrap();
         assert_eq!(s.mode, Mode::Hybrid);
         assert_eq!(s.token_id_length, 16);
-        assert_eq!(s.cloud.id, Some(7));
-        assert_eq!(s.cloud.urls.len(), 2);
-        assert_eq!(s.cloud.timeout, Duration::from_millis(1500));
+        let c = s.cloud.as_ref().unwrap();
+        assert_eq!(c.id(), 7);
+        assert_eq!(c.urls().len(), 2);
+        assert_eq!(c.timeout.get(), Duration::from_millis(1500));
         assert_eq!(s.local.statedir, PathBuf::from("/srv/state"));
         assert!(s.warnings.is_empty());
         let args = parse_args(&[
@@ -484,18 +478,19 @@ mod tests {
         .unwrap();
         let s = resolve(Some(&file), &args).unwrap();
         assert_eq!(s.mode, Mode::Cloud);
-        assert_eq!(s.cloud.id, Some(9));
+        let c = s.cloud.as_ref().unwrap();
+        assert_eq!(c.id(), 9);
         assert_eq!(s.token_id_length, 8);
-        assert_eq!(s.cloud.urls.len(), 2);
-        assert_eq!(s.cloud.urls[1].host, "c.example");
-        assert_eq!(s.cloud.timeout, Duration::from_secs(2));
+        assert_eq!(c.urls().len(), 2);
+        assert_eq!(c.urls()[1].host, "c.example");
+        assert_eq!(c.timeout.get(), Duration::from_secs(2));
         assert_eq!(s.first_pass, FirstPass::Try);
         assert_eq!(s.prompt, "Key: ");
         assert_eq!(s.local.statedir, PathBuf::from("/var/x"));
         // key= on the PAM line works but warns (world-readable /etc/pam.d).
         let args = parse_args(&[format!("key={KEY}"), "id=1".to_string()]).unwrap();
         let s = resolve(None, &args).unwrap();
-        assert!(s.cloud.key.is_some());
+        assert!(s.cloud.unwrap().key().is_some());
         assert!(s.warnings.iter().any(|w| w.contains("key=")));
     }
 
@@ -514,6 +509,8 @@ mod tests {
             "token_id_length=13",
             "token_id_length=40",
             "token_id_length=-2",
+            "token_id_length=0",
+            "key:c2VjcmV0IHN0dWZm",
             "urllist=",
             "urllist=ftp://x/",
             "urllist=https://",
@@ -549,12 +546,27 @@ mod tests {
             assert!(!e.contains(secret) && !e.contains("12345678"), "{e}");
             assert!(e.starts_with("line "), "{e}");
         }
-        let e = parse_file(&format!("[cloud]\nkey = \"{secret}\"\nid = 1\n")).unwrap();
-        let err = resolve(Some(&e), &ArgOverrides::default()).unwrap_err();
-        assert!(!err.message.contains(secret), "{err}");
+        // A bad key is refused when the file is parsed, without quoting it.
+        let err = parse_file(&format!("[cloud]\nkey = \"{secret}\"\nid = 1\n")).unwrap_err();
+        assert!(err.contains("cloud.key") && !err.contains(secret), "{err}");
+        let e = parse_file(&format!("[cloud]\nkey = \"{KEY}\"\nid = 1\n")).unwrap();
         assert!(
-            !format!("{e:?}").contains(secret),
-            "raw file Debug redacts the key"
+            !format!("{e:?}").contains(KEY),
+            "the file layer's Debug redacts the key"
+        );
+        // An unknown key is named only as far as it may be a name.
+        let err = parse_file(&format!("\"{secret}\" = 1\n")).unwrap_err();
+        assert!(
+            !err.contains(secret) && err.starts_with("line 1: unknown field"),
+            "{err}"
+        );
+        // A quoted dotted key at the top level is not the section's key.
+        assert!(parse_file("\"cloud.id\" = 1\n").is_err());
+        // token_id_length = 0 can never match a mapping line.
+        assert!(
+            parse_file("token_id_length = 0\n")
+                .unwrap_err()
+                .contains("token_id_length")
         );
     }
 

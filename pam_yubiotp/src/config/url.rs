@@ -28,7 +28,9 @@ impl ServerUrl {
         } else if let Some(r) = s.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err(format!("{s:?}: must start with https:// or http://"));
+            // Not quoted: without a scheme this may be anything (the API
+            // key pasted in the wrong place).
+            return Err("must start with https:// or http:// (value not shown)".into());
         };
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) || !s.is_ascii() {
             return Err(format!("{s:?}: spaces, control or non-ASCII characters"));
@@ -111,6 +113,32 @@ impl ServerUrl {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+}
+
+/// A proxy URL: `http://host[:port]` only (see [`ServerUrl::parse_proxy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProxy(ServerUrl);
+
+impl HttpProxy {
+    /// Parses a proxy URL.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        ServerUrl::parse_proxy(s).map(Self)
+    }
+
+    /// The proxy's URL (always `http://`).
+    #[must_use]
+    pub fn url(&self) -> &ServerUrl {
+        &self.0
+    }
+}
+
+impl fmt::Display for HttpProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pam_yubiotp::backend::cloud::CloudValidator;
 use pam_yubiotp::backend::{CloudBackend, CloudVerdict};
-use pam_yubiotp::config::{CloudSettings, ServerUrl};
+use pam_yubiotp::config::{CloudAuth, CloudSettings, ServerUrl, Timeout};
 use pam_yubiotp::host::{Level, Log};
 use pam_yubiotp::secret::ApiKey;
 use yubiotp_core::Token;
@@ -57,16 +57,24 @@ impl CaptureLog {
 
 /// Settings for `urls` with id 1, the test key and a 20 s deadline.
 pub fn settings(urls: &[String]) -> CloudSettings {
-    CloudSettings {
-        id: Some(1),
-        key: ApiKey::from_base64(TEST_KEY_B64),
-        insecure_unsigned: false,
-        urls: urls.iter().map(|u| ServerUrl::parse(u).unwrap()).collect(),
-        timeout: Duration::from_secs(20),
-        cafile: None,
-        capath: None,
-        proxy: None,
-    }
+    let mut s = CloudSettings::new(
+        1,
+        CloudAuth::Signed(ApiKey::from_base64(TEST_KEY_B64).unwrap()),
+        urls.iter().map(|u| ServerUrl::parse(u).unwrap()).collect(),
+    )
+    .unwrap();
+    s.timeout = Timeout::new(Duration::from_secs(20)).unwrap();
+    s
+}
+
+/// `s` without the API key (`insecure_unsigned`), keeping the rest.
+pub fn unsigned(s: &CloudSettings) -> CloudSettings {
+    let mut u = CloudSettings::new(s.id(), CloudAuth::Unsigned, s.urls().to_vec()).unwrap();
+    u.timeout = s.timeout;
+    u.cafile.clone_from(&s.cafile);
+    u.capath.clone_from(&s.capath);
+    u.proxy.clone_from(&s.proxy);
+    u
 }
 
 /// Runs one attempt; returns the verdict, the log and the elapsed time.

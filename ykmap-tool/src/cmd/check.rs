@@ -2,6 +2,7 @@
 //! line per problem on stdout; exit 1 when there is any.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use yubiotp_core::PublicId;
 
@@ -11,8 +12,8 @@ use pam_yubiotp::fs_policy::OpenError;
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::cmd::map::read_central;
 use crate::error::{CliError, CliResult};
-use crate::note;
 use crate::settings;
+use crate::{note, warn};
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 pub mod online;
@@ -103,7 +104,68 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     } else {
         note("cloud mode: the key store and counter state are not used");
     }
+    check_pam_lines(&args.pamdir, &mut problems);
     finish(&problems)
+}
+
+/// Linux-PAM before 1.6.0 reads a configuration line with `fgets` into a
+/// `BUF_SIZE` (1024) byte buffer (libpam/pam_handlers.c): 1023 bytes of
+/// text, and the rest of a longer line is read as a line of its own.
+pub const PAM_LINE_MAX: usize = 1023;
+/// How close to [`PAM_LINE_MAX`] a line may come before a warning.
+pub const PAM_LINE_MARGIN: usize = 64;
+
+/// Warns about `pam_yubiotp.so` lines in `dir` near libpam's line length
+/// limit (a problem when over it: arguments at the end are lost). Lines
+/// continued with a backslash count together. A missing or unreadable
+/// directory or file is skipped: the module's own checks cover the rest.
+fn check_pam_lines(dir: &Path, problems: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for file in files.iter().take(10_000) {
+        let Ok(text) = std::fs::read(file) else {
+            continue;
+        };
+        let mut start_line = 0;
+        let mut len = 0;
+        let mut has_module = false;
+        for (n, physical) in text.split(|b| *b == b'\n').enumerate() {
+            if len == 0 {
+                start_line = n + 1;
+            }
+            len += physical.len();
+            let comment = physical.trim_ascii_start().starts_with(b"#");
+            has_module |= !comment && physical.windows(14).any(|w| w == b"pam_yubiotp.so");
+            if !comment && physical.trim_ascii_end().ends_with(b"\\") {
+                continue;
+            }
+            if has_module {
+                let at = format!("{}:{start_line}", file.display());
+                if len > PAM_LINE_MAX {
+                    problems.push(format!(
+                        "{at}: the pam_yubiotp.so line is {len} bytes; Linux-PAM before 1.6.0 \
+                         cuts lines at {PAM_LINE_MAX} bytes and reads the rest as another line, \
+                         losing arguments: move settings to the TOML file"
+                    ));
+                } else if len + PAM_LINE_MARGIN > PAM_LINE_MAX {
+                    warn(&format!(
+                        "{at}: the pam_yubiotp.so line is {len} bytes, within \
+                         {PAM_LINE_MARGIN} of the {PAM_LINE_MAX}-byte line limit of Linux-PAM \
+                         before 1.6.0: move settings to the TOML file"
+                    ));
+                }
+            }
+            len = 0;
+            has_module = false;
+        }
+    }
 }
 
 fn check_local(

@@ -36,7 +36,7 @@ use yubiotp_core::Token;
 use zeroize::Zeroizing;
 
 use super::{CloudBackend, CloudVerdict};
-use crate::config::{CloudSettings, ServerUrl};
+use crate::config::{CloudSettings, HttpProxy, ServerUrl};
 use crate::host::{Level, Log};
 use protocol::{Answer, Echo, Judgement, Reason, Request, Status};
 use transport::{Control, End, Exchange, Failure, Options};
@@ -88,7 +88,7 @@ impl<'a> CloudValidator<'a> {
 
     /// Logs one non-definitive answer and returns its short summary.
     fn not_definitive(&self, url: &ServerUrl, reason: &Reason, ms: u128, len: usize) -> String {
-        let id = self.settings.id.unwrap_or_default();
+        let id = self.settings.id();
         let (level, what) = match reason {
             Reason::Status(Status::BadSignature) => (
                 Level::Err,
@@ -167,44 +167,22 @@ impl<'a> CloudValidator<'a> {
 impl CloudBackend for CloudValidator<'_> {
     fn verify(&self, token: &Token) -> CloudVerdict {
         let start = Instant::now();
+        // The settings are validated as a whole by the config layer (id,
+        // at least one URL, https only without a key, a bounded timeout).
         let s = self.settings;
-        // The settings are public: never panic on an absurd timeout.
-        let deadline = start
-            .checked_add(s.timeout)
-            .or_else(|| start.checked_add(std::time::Duration::from_secs(600)))
-            .unwrap_or(start);
-        let Some(id) = s.id else {
-            return self.no_answer(Level::Err, "no client id configured (cloud.id)");
-        };
-        if s.urls.is_empty() {
-            return self.no_answer(Level::Err, "no validation URL configured");
-        }
-        let key = s.key.as_ref().map(crate::secret::ApiKey::expose);
+        let deadline = start.checked_add(s.timeout.get()).unwrap_or(start);
+        let id = s.id();
+        let key = s.key().map(crate::secret::ApiKey::expose);
         if key.is_none() {
-            if !s.insecure_unsigned {
-                return self.no_answer(Level::Err, "no API key configured (cloud.key)");
-            }
-            if s.urls.iter().any(|u| !u.https) {
-                return self.no_answer(
-                    Level::Err,
-                    "an http:// URL without an API key would be unauthenticated; refused",
-                );
-            }
             self.log.log(
                 Level::Warning,
                 "cloud: insecure_unsigned: no API key, so answers are trusted on TLS alone",
             );
         }
-        for u in s.urls.iter().filter(|u| !u.https) {
+        for u in s.urls().iter().filter(|u| !u.https) {
             self.log.log(
                 Level::Warning,
                 &format!("cloud: {u}: plain http:// (the OTP travels in clear; answers are checked by signature only)"),
-            );
-        }
-        if let Some(p) = s.proxy.as_ref().filter(|p| p.https) {
-            return self.no_answer(
-                Level::Err,
-                &format!("proxy {p}: https:// proxies are not supported; use http://"),
             );
         }
         let rng = ring::rand::SystemRandom::new();
@@ -217,7 +195,7 @@ impl CloudBackend for CloudValidator<'_> {
             nonce,
         };
         let query = Zeroizing::new(req.query(key));
-        let tls = if s.urls.iter().any(|u| u.https) {
+        let tls = if s.urls().iter().any(|u| u.https) {
             let (roots, report) = tls::load_roots(
                 Path::new(tls::SYSTEM_ROOTS),
                 s.cafile.as_deref(),
@@ -239,7 +217,7 @@ impl CloudBackend for CloudValidator<'_> {
             None
         };
         let exchanges: Vec<Exchange<'_>> = s
-            .urls
+            .urls()
             .iter()
             .map(|url| Exchange {
                 url,
@@ -247,7 +225,7 @@ impl CloudBackend for CloudValidator<'_> {
             })
             .collect();
         let opts = Options {
-            proxy: s.proxy.as_ref(),
+            proxy: s.proxy.as_ref().map(HttpProxy::url),
             tls,
             deadline,
             body_cap: protocol::MAX_BODY,
@@ -255,14 +233,14 @@ impl CloudBackend for CloudValidator<'_> {
         self.debug(&format!(
             "cloud: asking {} server(s), timeout {} ms{}",
             exchanges.len(),
-            s.timeout.as_millis(),
+            s.timeout.get().as_millis(),
             if s.proxy.is_some() { ", via proxy" } else { "" }
         ));
 
         let mut verdict: Option<CloudVerdict> = None;
         let mut failures: Vec<String> = Vec::new();
         let end = transport::run(&exchanges, &opts, &mut |i, result| {
-            let Some(url) = s.urls.get(i) else {
+            let Some(url) = s.urls().get(i) else {
                 return Control::Continue;
             };
             let ms = start.elapsed().as_millis();
@@ -334,7 +312,7 @@ impl CloudBackend for CloudValidator<'_> {
         match end {
             End::Stopped { pending } => {
                 for (i, phase) in pending {
-                    if let Some(url) = s.urls.get(i) {
+                    if let Some(url) = s.urls().get(i) {
                         self.debug(&format!("cloud: {url}: cancelled ({phase})"));
                     }
                 }
@@ -342,7 +320,7 @@ impl CloudBackend for CloudValidator<'_> {
             End::AllDone => {}
             End::Deadline { pending } => {
                 for (i, phase) in pending {
-                    if let Some(url) = s.urls.get(i) {
+                    if let Some(url) = s.urls().get(i) {
                         self.log.log(
                             Level::Warning,
                             &format!("cloud: {url}: no answer within {ms} ms ({phase})"),
@@ -355,7 +333,7 @@ impl CloudBackend for CloudValidator<'_> {
         verdict.unwrap_or_else(|| CloudVerdict::NoAnswer {
             summary: format!(
                 "no definitive answer from {} server(s) in {ms} ms: {}",
-                s.urls.len(),
+                s.urls().len(),
                 failures.join("; ")
             ),
         })

@@ -54,12 +54,10 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
             detail: format!("token_id_length {token_id_length} is not usable"),
         }];
     };
-    settings
-        .urls
-        .iter()
-        .map(|url| {
-            let mut one = settings.clone();
-            one.urls = vec![url.clone()];
+    (0..settings.urls().len())
+        .filter_map(|i| settings.only_url(i))
+        .map(|one| {
+            let url = one.urls().first().map(ToString::to_string).unwrap_or_default();
             let log = Collect::default();
             let verdict = CloudValidator::new(&one, &log, false).verify(&token);
             let (ok, detail) = match verdict {
@@ -83,7 +81,7 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
                 }
             };
             ProbeReport {
-                url: url.to_string(),
+                url,
                 ok,
                 detail,
             }
@@ -95,14 +93,14 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
 /// that answered as it should is printed on stdout, any other answer is
 /// added to `problems`.
 pub fn run(s: &Settings, problems: &mut Vec<String>) {
-    if !s.mode.uses_cloud() {
+    let Some(cloud) = &s.cloud else {
         note(&format!(
             "--online: mode={} asks no validation server",
             s.mode.name()
         ));
         return;
-    }
-    for r in probe(&s.cloud, s.token_id_length) {
+    };
+    for r in probe(cloud, s.token_id_length) {
         if r.ok {
             println!("{}: {}", r.url, r.detail);
         } else {

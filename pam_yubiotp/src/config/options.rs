@@ -1,0 +1,502 @@
+//! The option table: every setting defined once (argument names, TOML key,
+//! type, parser, default, one-line doc). The argument parser
+//! ([`super::args`]), the file parser ([`super::file`]), the resolver,
+//! [`known_args`]/[`known_keys`] and the man-page test all read it.
+//!
+//! # Adding an option
+//!
+//! 1. Add one entry to the `options!` invocation below: the field name and
+//!    value type, its argument spellings (`"name" Value` for `name=value`,
+//!    `"name" Flag` for a bare flag; none for a file-only key), its dotted
+//!    TOML key (`None` for an argument-only option), the TOML value type,
+//!    the default (omit `= …` for an option that is `None` when not given),
+//!    the default as the docs say it, a parser from [`Input`] (write a new
+//!    `fn` below when none fits) and a one-line doc. The entry's position
+//!    is its place in `known_args()` and, grouped by section, in
+//!    `known_keys()`, which the man pages must follow.
+//! 2. Document it in man/pam_yubiotp.8.md OPTIONS (if it has an argument)
+//!    and man/yubiotp.toml.5.md KEYS (if it has a key), in the same order,
+//!    and rebuild the roff (man/build.sh); the `docs` test checks both.
+//! 3. Read it where it is used: from [`Values`] in `resolve` (config/mod.rs)
+//!    into [`super::Settings`] (or [`super::CloudSettings`] when it belongs
+//!    to the cloud backend).
+//!
+//! Nothing else changes: parsing of both sources, precedence (defaults <
+//! file < arguments), unknown-name refusal and the known-name lists follow
+//! from the entry.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::{FirstPass, HttpProxy, MAX_TIMEOUT_SECS, Mode, ServerUrl, Timeout};
+use crate::secret::ApiKey;
+
+/// A value as one source wrote it: a bare flag or `name=text` on the PAM
+/// line, or a typed TOML value (already checked against [`TomlType`]).
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A bare argument (`nullok`).
+    Flag,
+    /// `name=text`.
+    Text(&'a str),
+    /// A TOML boolean.
+    Bool(bool),
+    /// A TOML integer.
+    Int(i64),
+    /// A TOML float.
+    Float(f64),
+    /// A TOML array of strings.
+    List(Vec<&'a str>),
+}
+
+/// How an argument is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgForm {
+    /// A bare flag; `name=…` is an error.
+    Flag,
+    /// `name=value`; a bare `name` is an error.
+    Value,
+}
+
+/// One spelling on the PAM line.
+#[derive(Debug, Clone, Copy)]
+pub struct Arg {
+    /// The name before `=`.
+    pub name: &'static str,
+    /// Flag or `name=value`.
+    pub form: ArgForm,
+}
+
+/// The TOML value type a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TomlType {
+    /// A string.
+    Str,
+    /// An integer.
+    Int,
+    /// An integer or a float.
+    Number,
+    /// `true` / `false`.
+    Bool,
+    /// An array of strings.
+    StrList,
+}
+
+impl TomlType {
+    /// For "must be …" messages.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Str => "a string",
+            Self::Int => "an integer",
+            Self::Number => "a number",
+            Self::Bool => "true or false",
+            Self::StrList => "an array of strings",
+        }
+    }
+}
+
+type Setter = fn(&mut Layer, &str, Input<'_>) -> Result<(), String>;
+
+/// One option's definition.
+pub struct Opt {
+    /// The field in [`Layer`] and [`Values`].
+    pub field: &'static str,
+    /// Its spellings on the PAM line (empty: file only).
+    pub args: &'static [Arg],
+    /// Its dotted TOML key (`None`: PAM line only).
+    pub toml: Option<&'static str>,
+    /// The TOML value type.
+    pub toml_type: TomlType,
+    /// The default, as the documentation says it.
+    pub default: &'static str,
+    /// One line for the documentation.
+    pub doc: &'static str,
+    set: Setter,
+}
+
+impl core::fmt::Debug for Opt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Opt")
+            .field("field", &self.field)
+            .field("toml", &self.toml)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opt {
+    /// Parses `input` (spelled `name`) into `layer`. The error says what is
+    /// wrong without the item's name and never quotes a secret.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub fn set(&self, layer: &mut Layer, name: &str, input: Input<'_>) -> Result<(), String> {
+        (self.set)(layer, name, input)
+    }
+}
+
+macro_rules! options {
+    (@vty $t:ty) => { Option<$t> };
+    (@vty $t:ty, $d:expr) => { $t };
+    (@value $v:expr) => { $v };
+    (@value $v:expr, $d:expr) => { $v.unwrap_or_else(|| $d) };
+    ($(
+        $field:ident : $ty:ty $(= $default:expr)?, shown $shown:literal;
+        args [$($arg:literal $form:ident),*];
+        toml $toml:expr, $tt:ident;
+        parse $parse:expr;
+        doc $doc:literal;
+    )*) => {
+        /// One source's settings (the file, or the module arguments):
+        /// `None` where the source says nothing.
+        #[derive(Debug, Clone, Default)]
+        pub struct Layer {
+            $(
+                #[doc = $doc]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        /// Every option with the defaults applied.
+        #[derive(Debug, Clone)]
+        pub struct Values {
+            $(
+                #[doc = $doc]
+                pub $field: options!(@vty $ty $(, $default)?),
+            )*
+        }
+
+        impl Layer {
+            /// `self` over `lower`: each option `self` gives wins.
+            #[must_use]
+            pub fn over(self, lower: Self) -> Self {
+                Self { $( $field: self.$field.or(lower.$field), )* }
+            }
+
+            /// The defaults under `self`.
+            #[must_use]
+            pub fn values(self) -> Values {
+                Values { $( $field: options!(@value self.$field $(, $default)?), )* }
+            }
+        }
+
+        /// Every option, in documentation order.
+        pub static OPTIONS: &[Opt] = &[$(
+            Opt {
+                field: stringify!($field),
+                args: &[$(Arg { name: $arg, form: ArgForm::$form }),*],
+                toml: $toml,
+                toml_type: TomlType::$tt,
+                default: $shown,
+                doc: $doc,
+                set: |layer, name, input| {
+                    layer.$field = Some(($parse)(name, input)?);
+                    Ok(())
+                },
+            },
+        )*];
+    };
+}
+
+options! {
+    config: PathBuf, shown "/etc/yubiotp/yubiotp.toml (skipped when absent)";
+        args ["config" Value]; toml None, Str; parse path;
+        doc "The TOML configuration file.";
+    mode: Mode = Mode::Cloud, shown "cloud";
+        args ["mode" Value]; toml Some("mode"), Str; parse mode;
+        doc "How OTPs are validated: cloud (alias client), local or hybrid.";
+    authfile: PathBuf, shown "per-user ~/.yubico/authorized_yubikeys";
+        args ["authfile" Value]; toml Some("authfile"), Str; parse path;
+        doc "The central mapping file.";
+    id: u64, shown "none (required in cloud and hybrid modes)";
+        args ["id" Value]; toml Some("cloud.id"), Int; parse client_id;
+        doc "The validation client id.";
+    key: ApiKey, shown "none";
+        args ["key" Value]; toml Some("cloud.key"), Str; parse api_key;
+        doc "The API key (base64) that signs requests and answers.";
+    insecure_unsigned: bool = false, shown "off";
+        args ["insecure_unsigned" Flag]; toml Some("cloud.insecure_unsigned"), Bool; parse flag;
+        doc "Run without an API key, trusting https answers on TLS alone.";
+    urls: Vec<ServerUrl> = default_urls(), shown "https://api.yubico.com/wsapi/2.0/verify";
+        args ["urllist" Value]; toml Some("cloud.urls"), StrList; parse urls;
+        doc "The validation endpoints, asked in parallel.";
+    timeout: Timeout = Timeout::default(), shown "5";
+        args ["timeout" Value]; toml Some("cloud.timeout"), Number; parse timeout;
+        doc "The deadline of the cloud step, in seconds.";
+    cafile: PathBuf, shown "none";
+        args ["cafile" Value, "cainfo" Value]; toml Some("cloud.cafile"), Str; parse path;
+        doc "An extra trust anchor file (PEM).";
+    capath: PathBuf, shown "none";
+        args ["capath" Value]; toml Some("cloud.capath"), Str; parse path;
+        doc "An extra trust anchor directory (PEM files).";
+    proxy: HttpProxy, shown "none";
+        args ["proxy" Value]; toml Some("cloud.proxy"), Str; parse proxy;
+        doc "An http:// proxy (HTTPS goes through it with CONNECT).";
+    keystore: PathBuf = PathBuf::from(super::DEFAULT_KEYSTORE), shown "/etc/yubiotp/keys";
+        args ["keystore" Value]; toml Some("local.keystore"), Str; parse path;
+        doc "The local key store.";
+    statedir: PathBuf = PathBuf::from(super::DEFAULT_STATEDIR), shown "/var/lib/yubiotp";
+        args ["statedir" Value]; toml Some("local.statedir"), Str; parse path;
+        doc "The counter state directory.";
+    token_id_length: usize = 12, shown "12";
+        args ["token_id_length" Value]; toml Some("token_id_length"), Int; parse token_id_length;
+        doc "The public id length in modhex characters (even, 2 to 32).";
+    nullok: bool = false, shown "off";
+        args ["nullok" Flag]; toml Some("nullok"), Bool; parse flag;
+        doc "Let users with no mapped key through (PAM_IGNORE).";
+    first_pass: FirstPass = FirstPass::Prompt, shown "prompt";
+        args ["try_first_pass" Flag, "use_first_pass" Flag]; toml None, Bool; parse first_pass;
+        doc "Take the OTP from the end of PAM_AUTHTOK (try: else prompt; use: never prompt).";
+    debug: bool = false, shown "off";
+        args ["debug" Flag]; toml Some("debug"), Bool; parse flag;
+        doc "Verbose logging.";
+    prompt: String = super::DEFAULT_PROMPT.to_string(), shown "\"YubiKey OTP: \"";
+        args ["prompt" Value]; toml Some("prompt"), Str; parse prompt;
+        doc "The conversation prompt.";
+}
+
+/// The argument names, flags bare and options as `name=`, in table order.
+#[must_use]
+pub fn known_args() -> Vec<String> {
+    OPTIONS
+        .iter()
+        .flat_map(|o| o.args.iter())
+        .map(|a| match a.form {
+            ArgForm::Flag => a.name.to_string(),
+            ArgForm::Value => format!("{}=", a.name),
+        })
+        .collect()
+}
+
+/// The TOML sections, in file order (`""` is the top level).
+pub const SECTIONS: &[&str] = &["", "cloud", "local"];
+
+/// The section and key of a dotted TOML key.
+#[must_use]
+pub fn split_key(dotted: &str) -> (&str, &str) {
+    dotted.split_once('.').unwrap_or(("", dotted))
+}
+
+/// Every dotted TOML key: the top level first, then each section, each in
+/// table order.
+#[must_use]
+pub fn known_keys() -> Vec<&'static str> {
+    SECTIONS
+        .iter()
+        .flat_map(|s| {
+            OPTIONS
+                .iter()
+                .filter_map(|o| o.toml)
+                .filter(move |k| split_key(k).0 == *s)
+        })
+        .collect()
+}
+
+/// The longest argument name, for [`shown_name`].
+fn longest_name() -> usize {
+    OPTIONS
+        .iter()
+        .flat_map(|o| o.args.iter().map(|a| a.name.len()))
+        .chain(
+            OPTIONS
+                .iter()
+                .filter_map(|o| o.toml)
+                .map(|k| split_key(k).1.len()),
+        )
+        .max()
+        .unwrap_or(0)
+}
+
+/// How an unknown argument or key may be named in a log line: only a
+/// leading run of `[a-z0-9_]` (what an option name is made of), never what
+/// follows a separator (`key:SECRET`, `key SECRET`), and nothing at all when
+/// that run is longer than any option name plus two (a bare token that long
+/// may itself be a secret). `None` means "show only the length".
+#[must_use]
+pub fn shown_name(raw: &str) -> (Option<&str>, bool) {
+    let end = raw
+        .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .unwrap_or(raw.len());
+    let prefix = raw.get(..end).unwrap_or("");
+    let cut = end < raw.len();
+    if prefix.is_empty() || prefix.len() > longest_name() + 2 {
+        (None, true)
+    } else {
+        (Some(prefix), cut)
+    }
+}
+
+/// `"name"`, `"name..." (value not shown)` or `(N characters, not shown)`.
+#[must_use]
+pub fn describe_unknown(raw: &str) -> String {
+    match shown_name(raw) {
+        (Some(p), false) => format!("{p:?}"),
+        (Some(p), true) => format!("\"{p}...\" (value not shown)"),
+        (None, _) => format!("({} characters, not shown)", raw.chars().count()),
+    }
+}
+
+// ---- parsers: (spelled name, input) -> value ----
+
+fn wrong() -> String {
+    "wrong type of value".to_string()
+}
+
+fn text<'a>(input: &Input<'a>) -> Result<&'a str, String> {
+    match input {
+        Input::Text(t) => Ok(t),
+        _ => Err(wrong()),
+    }
+}
+
+fn path(_: &str, input: Input<'_>) -> Result<PathBuf, String> {
+    let p = text(&input)?;
+    let path = PathBuf::from(p);
+    if !path.is_absolute() || p.contains('\0') {
+        return Err("path must be absolute".into());
+    }
+    Ok(path)
+}
+
+fn mode(_: &str, input: Input<'_>) -> Result<Mode, String> {
+    Mode::parse(text(&input)?).ok_or_else(|| "must be cloud, client, local or hybrid".into())
+}
+
+fn client_id(_: &str, input: Input<'_>) -> Result<u64, String> {
+    let id = match input {
+        Input::Text(t) => t.parse::<u64>().ok(),
+        Input::Int(i) => u64::try_from(i).ok(),
+        _ => None,
+    };
+    id.filter(|i| *i > 0)
+        .ok_or_else(|| "must be a positive integer".into())
+}
+
+fn api_key(_: &str, input: Input<'_>) -> Result<ApiKey, String> {
+    let t = Zeroizing::new(text(&input)?.to_string());
+    ApiKey::from_base64(&t).ok_or_else(|| "not base64".into())
+}
+
+fn flag(_: &str, input: Input<'_>) -> Result<bool, String> {
+    match input {
+        Input::Flag => Ok(true),
+        Input::Bool(b) => Ok(b),
+        _ => Err(wrong()),
+    }
+}
+
+fn first_pass(name: &str, input: Input<'_>) -> Result<FirstPass, String> {
+    match (name, input) {
+        ("try_first_pass", Input::Flag) => Ok(FirstPass::Try),
+        ("use_first_pass", Input::Flag) => Ok(FirstPass::Use),
+        _ => Err(wrong()),
+    }
+}
+
+fn default_urls() -> Vec<ServerUrl> {
+    // A constant that parses; the empty list is unreachable.
+    ServerUrl::parse(super::DEFAULT_URL).into_iter().collect()
+}
+
+fn urls(_: &str, input: Input<'_>) -> Result<Vec<ServerUrl>, String> {
+    let list: Vec<&str> = match input {
+        Input::Text(t) => {
+            let l: Vec<&str> = t.split(';').filter(|u| !u.is_empty()).collect();
+            if l.is_empty() {
+                return Err("no URL given".into());
+            }
+            l
+        }
+        Input::List(l) => {
+            if l.is_empty() {
+                return Err("must not be empty".into());
+            }
+            l
+        }
+        _ => return Err(wrong()),
+    };
+    list.into_iter().map(ServerUrl::parse).collect()
+}
+
+fn timeout(_: &str, input: Input<'_>) -> Result<Timeout, String> {
+    let secs = match input {
+        Input::Text(t) => t
+            .parse::<f64>()
+            .map_err(|_| "must be a number of seconds".to_string())?,
+        #[allow(clippy::cast_precision_loss)]
+        Input::Int(i) => i as f64,
+        Input::Float(f) => f,
+        _ => return Err(wrong()),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_SECS as f64 {
+        return Err(format!(
+            "must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}"
+        ));
+    }
+    Timeout::new(Duration::from_secs_f64(secs)).ok_or_else(wrong)
+}
+
+fn proxy(_: &str, input: Input<'_>) -> Result<HttpProxy, String> {
+    HttpProxy::parse(text(&input)?)
+}
+
+fn token_id_length(_: &str, input: Input<'_>) -> Result<usize, String> {
+    let n = match input {
+        Input::Text(t) => t.parse::<i64>().ok(),
+        Input::Int(i) => Some(i),
+        _ => None,
+    };
+    match n.and_then(|n| usize::try_from(n).ok()) {
+        Some(n) if (2..=32).contains(&n) && n.is_multiple_of(2) => Ok(n),
+        _ => Err("must be an even number from 2 to 32 (0, an empty public id, cannot match a mapping line)".into()),
+    }
+}
+
+fn prompt(_: &str, input: Input<'_>) -> Result<String, String> {
+    let p = text(&input)?;
+    if p.chars().any(|c| c.is_control() && c != ' ') || p.chars().count() > 200 {
+        return Err("must be at most 200 characters without control characters".into());
+    }
+    Ok(p.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys_follow_the_table() {
+        assert_eq!(known_args().first().map(String::as_str), Some("config="));
+        assert!(known_args().contains(&"cainfo=".to_string()));
+        assert_eq!(known_keys().first(), Some(&"mode"));
+        assert_eq!(known_keys().last(), Some(&"local.statedir"));
+        for o in OPTIONS {
+            assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
+            assert!(!o.doc.is_empty() && !o.default.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_names_never_show_a_value() {
+        let key = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+        for (raw, shown) in [
+            ("nulok", "\"nulok\""),
+            (
+                &format!("key:{key}") as &str,
+                "\"key...\" (value not shown)",
+            ),
+            ("url=https://x/", "\"url...\" (value not shown)"),
+            ("mG5b+/x=", "\"m...\" (value not shown)"),
+            (key, "\"m...\" (value not shown)"),
+            (
+                "abcdefghijklmnopqrstuvwxyz0123",
+                "(30 characters, not shown)",
+            ),
+            ("ABCDEFGH", "(8 characters, not shown)"),
+        ] {
+            assert_eq!(describe_unknown(raw), shown, "{raw}");
+        }
+    }
+}
