@@ -247,7 +247,7 @@ fn random_suffix(dir: &Path) -> Result<String, StoreError> {
                 io::Error::other("no OS randomness"),
             )
         })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(yubiotp_core::hex::encode(&bytes))
 }
 
 /// True when `name` is `prefix` followed by exactly the random part of a
