@@ -6,7 +6,8 @@
 //! ```text
 //! main ─► cli (clap) ─► settings::load (config::load_file + resolve)
 //!      ─► cmd::{map, key, otp, verify, check, softkey}
-//!           map ─► mapedit (pure, over mapping::parse_mapping) ─► edit (lock, temp, rename)
+//!           map ─► mapping_text (pure, over mapping::parse_mapping)
+//!               ─► locked_edit (names) ─► pam_yubiotp::atomic (lock, temp, rename)
 //!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
@@ -16,11 +17,11 @@
 
 pub mod cli;
 pub mod cmd;
-pub mod edit;
 pub mod error;
 pub mod import;
 pub mod input;
-pub mod mapedit;
+pub mod locked_edit;
+pub mod mapping_text;
 pub mod settings;
 pub mod softkey;
 pub mod tty;
