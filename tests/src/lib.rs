@@ -229,6 +229,8 @@ pub struct Run {
     pub stderr: String,
     /// Raw stdout.
     pub stdout: String,
+    /// How the application ended (`None` only for a default `Run`).
+    pub status: Option<std::process::ExitStatus>,
 }
 
 impl Run {
@@ -447,7 +449,7 @@ impl World {
             let child = cmd.spawn().expect("spawn pam_driver");
             wait_bounded(child, Duration::from_secs(120))
         };
-        parse_run(&out.0, &out.1)
+        parse_run(&out.0, &out.1, out.2)
     }
 
     /// Starts the application without waiting (needs `opts.confdir`, since
@@ -538,7 +540,7 @@ impl Spawned {
     /// Waits (bounded) and parses the output.
     pub fn finish(self) -> Run {
         let out = wait_bounded(self.0, Duration::from_secs(120));
-        parse_run(&out.0, &out.1)
+        parse_run(&out.0, &out.1, out.2)
     }
 }
 
@@ -548,7 +550,10 @@ pub fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, String) {
+fn wait_bounded(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (String, String, std::process::ExitStatus) {
     use std::io::Read;
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -563,9 +568,9 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, Str
         s
     });
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -573,14 +578,15 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, Str
             panic!("pam_driver did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    (t_out.join().unwrap(), t_err.join().unwrap())
+    };
+    (t_out.join().unwrap(), t_err.join().unwrap(), status)
 }
 
-fn parse_run(stdout: &str, stderr: &str) -> Run {
+fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -> Run {
     let mut run = Run {
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),
+        status: Some(status),
         ..Run::default()
     };
     for line in stdout.lines() {
