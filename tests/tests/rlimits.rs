@@ -79,6 +79,13 @@ fn assert_survived(r: &yubiotp_tests::Run) {
     assert_eq!(status.code(), Some(0), "{}", r.everything());
 }
 
+fn stored(s: &Setup) -> Counter {
+    CounterStore::open(&s.w.state)
+        .unwrap()
+        .read(&s.alice.id)
+        .unwrap()
+}
+
 fn state_bytes(s: &Setup) -> Vec<u8> {
     fs::read(CounterStore::open(&s.w.state).unwrap().path_of(&s.alice.id)).unwrap()
 }
@@ -112,13 +119,7 @@ fn fails_closed_then_recovers_wrapped(what: &str, wrap: &[String]) {
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     let again = auth(&s, &otp, None);
     again.assert_refused(code::AUTH_ERR);
-    assert_eq!(
-        CounterStore::open(&s.w.state)
-            .unwrap()
-            .read(&s.alice.id)
-            .unwrap(),
-        s.alice.counter
-    );
+    assert_eq!(stored(&s), s.alice.counter);
 }
 
 #[test]
@@ -268,11 +269,5 @@ fn no_core_dumps_change_nothing() {
     let r = auth(&s, &otp, Some("--core=0"));
     assert_survived(&r);
     r.assert_refused(code::AUTH_ERR);
-    assert_eq!(
-        CounterStore::open(&s.w.state)
-            .unwrap()
-            .read(&s.alice.id)
-            .unwrap(),
-        s.alice.counter
-    );
+    assert_eq!(stored(&s), s.alice.counter);
 }
