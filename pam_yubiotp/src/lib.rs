@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod audit;
 pub mod backend;
 pub mod config;

@@ -6,7 +6,6 @@
 //! is read or changed; the tests need no root except where they chown.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -213,6 +212,8 @@ pub struct Run {
     pub stderr: String,
     /// Raw stdout.
     pub stdout: String,
+    /// How the application ended (`None` only for a default `Run`).
+    pub status: Option<std::process::ExitStatus>,
 }
 
 impl Run {
@@ -266,16 +267,11 @@ impl Run {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    yubiotp_core::hex::encode(b)
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
+    yubiotp_core::hex::decode(s).unwrap()
 }
 
 /// A private world for one test.
@@ -433,7 +429,7 @@ impl World {
             let child = cmd.spawn().expect("spawn pam_driver");
             wait_bounded(child, Duration::from_secs(120))
         };
-        parse_run(&out.0, &out.1)
+        parse_run(&out.0, &out.1, out.2)
     }
 
     /// Starts the application without waiting (needs `opts.confdir`, since
@@ -524,7 +520,7 @@ impl Spawned {
     /// Waits (bounded) and parses the output.
     pub fn finish(self) -> Run {
         let out = wait_bounded(self.0, Duration::from_secs(120));
-        parse_run(&out.0, &out.1)
+        parse_run(&out.0, &out.1, out.2)
     }
 }
 
@@ -534,7 +530,10 @@ pub fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, String) {
+fn wait_bounded(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (String, String, std::process::ExitStatus) {
     use std::io::Read;
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -549,9 +548,9 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, Str
         s
     });
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -559,14 +558,15 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (String, Str
             panic!("pam_driver did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    (t_out.join().unwrap(), t_err.join().unwrap())
+    };
+    (t_out.join().unwrap(), t_err.join().unwrap(), status)
 }
 
-fn parse_run(stdout: &str, stderr: &str) -> Run {
+fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -> Run {
     let mut run = Run {
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),
+        status: Some(status),
         ..Run::default()
     };
     for line in stdout.lines() {

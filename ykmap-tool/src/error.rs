@@ -61,6 +61,14 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+impl From<pam_yubiotp::store::StoreError> for CliError {
+    /// A store or file-write fault is a failure (exit 1); its message names
+    /// paths and public ids, never contents.
+    fn from(e: pam_yubiotp::store::StoreError) -> Self {
+        Self::failed(e.to_string())
+    }
+}
+
 /// Result of a command.
 pub type CliResult<T = ()> = Result<T, CliError>;
 

@@ -6,7 +6,8 @@
 //! ```text
 //! main ─► cli (clap) ─► settings::load (config::load_file + resolve)
 //!      ─► cmd::{map, key, otp, verify, check, softkey, ssh}
-//!           map ─► mapedit (pure, over mapping::parse_mapping) ─► edit (lock, temp, rename)
+//!           map ─► mapping_text (pure, over mapping::parse_mapping)
+//!               ─► locked_edit (names) ─► pam_yubiotp::atomic (lock, temp, rename)
 //!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!           check --online ─► cmd::check::online ─► pam_yubiotp::backend::cloud::CloudValidator
@@ -18,11 +19,11 @@
 
 pub mod cli;
 pub mod cmd;
-pub mod edit;
 pub mod error;
 pub mod import;
 pub mod input;
-pub mod mapedit;
+pub mod locked_edit;
+pub mod mapping_text;
 pub mod settings;
 pub mod softkey;
 pub mod ssh;

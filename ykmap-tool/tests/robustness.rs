@@ -111,7 +111,9 @@ fn a_leftover_temp_file_changes_nothing_and_is_cleaned_up() {
     let g = setup(d.path());
     let before = "# keep me\r\nroot:ccccccdbjrgf\r\n";
     std::fs::write(d.path().join("authfile"), before).unwrap();
-    let stale = d.path().join(".authfile.ykmap-tmp.99999.0");
+    let stale = d
+        .path()
+        .join(format!(".authfile.ykmap-tmp.{}", "0a".repeat(16)));
     std::fs::write(&stale, "root:vvvvvvvvvvvv\n").unwrap();
     let o = run(d.path(), &args(&g, &["map", "list"]), b"");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "root:ccccccdbjrgf\n");

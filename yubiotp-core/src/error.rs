@@ -109,6 +109,40 @@ impl fmt::Display for TokenError {
 
 impl core::error::Error for TokenError {}
 
+/// Why a hex text of free length was refused ([`crate::hex::decode`]).
+/// Says nothing about the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HexError {
+    /// An odd number of characters.
+    OddLength {
+        /// Characters (bytes) given.
+        digits: usize,
+    },
+    /// A character that is not a hex digit (a sign, blank or prefix too).
+    NotHex {
+        /// Zero-based byte position.
+        position: usize,
+    },
+}
+
+impl fmt::Display for HexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OddLength { digits } => {
+                write!(
+                    f,
+                    "hex must have an even number of digits; this has {digits}"
+                )
+            }
+            Self::NotHex { position } => {
+                write!(f, "character at position {position} is not a hex digit")
+            }
+        }
+    }
+}
+
+impl core::error::Error for HexError {}
+
 /// Why a hex-encoded secret (AES key, private id) was refused. Says nothing
 /// about the value itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

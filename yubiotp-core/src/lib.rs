@@ -29,6 +29,7 @@ pub mod check;
 pub mod counter;
 pub mod crc16;
 pub mod error;
+pub mod hex;
 pub mod mint;
 pub mod modhex;
 pub mod plaintext;
@@ -39,7 +40,7 @@ pub mod token;
 
 pub use check::{Fresh, verify_offline};
 pub use counter::Counter;
-pub use error::{ModhexError, ParseSecretError, PublicIdError, Rejection, TokenError};
+pub use error::{HexError, ModhexError, ParseSecretError, PublicIdError, Rejection, TokenError};
 pub use mint::{encrypt_block, mint_token};
 pub use plaintext::{Plaintext, decrypt};
 pub use public_id::PublicId;

@@ -9,54 +9,6 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::ParseSecretError;
 
-fn hex_nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes exactly `N` bytes of hex (either case) into a fixed array.
-fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], ParseSecretError> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 2 * N {
-        return Err(ParseSecretError::WrongLength {
-            expected: 2 * N,
-            actual: s.chars().count(),
-        });
-    }
-    let mut out = [0u8; N];
-    for (i, (pair, dst)) in bytes.chunks_exact(2).zip(out.iter_mut()).enumerate() {
-        let [hi, lo] = pair else {
-            return Err(ParseSecretError::WrongLength {
-                expected: 2 * N,
-                actual: bytes.len(),
-            });
-        };
-        let hi = hex_nibble(*hi).ok_or(ParseSecretError::NotHex { position: 2 * i })?;
-        let lo = hex_nibble(*lo).ok_or(ParseSecretError::NotHex {
-            position: 2 * i + 1,
-        })?;
-        *dst = (hi << 4) | lo;
-    }
-    Ok(out)
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for n in [b >> 4, b & 0x0f] {
-            s.push(char::from(
-                DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    s
-}
-
 macro_rules! secret_bytes {
     ($(#[$meta:meta])* $name:ident, $len:literal) => {
         $(#[$meta])*
@@ -78,7 +30,7 @@ macro_rules! secret_bytes {
             /// # Errors
             /// Wrong length or a non-hex character; the error never holds the value.
             pub fn from_hex(s: &str) -> Result<Self, ParseSecretError> {
-                parse_hex::<$len>(s).map(Self)
+                crate::hex::decode_array::<$len>(s).map(Self)
             }
 
             /// The raw bytes. Callers must not log or print them.
@@ -90,7 +42,7 @@ macro_rules! secret_bytes {
             /// Lower-case hex, for writing the key store. Never log it.
             #[must_use]
             pub fn expose_hex(&self) -> String {
-                to_hex(&self.0)
+                crate::hex::encode(&self.0)
             }
         }
 

@@ -35,11 +35,12 @@ use std::time::Duration;
 use yubiotp_core::{Counter, PublicId};
 
 use super::{ParseError, StoreError};
-use crate::fs_policy::{FilePolicy, OpenError, Owner, Violation, check_dir_chain, read_checked};
-use crate::store::{
-    LOCK_TIMEOUT, io_error, lock_exclusive, open_error, parent_dir, remove_stale_temps,
-    replace_durably, sync_dir,
+use crate::atomic::{
+    CommitStep, Perms, io_error, lock_exclusive, no_hook, open_error, parent_dir,
+    remove_stale_temps, replace_durably, sync_dir,
 };
+use crate::fs_policy::{FilePolicy, OpenError, Owner, Violation, check_dir_chain, read_checked};
+use crate::store::{LOCK_OWNER, LOCK_TIMEOUT};
 
 /// What a state file must look like on disk: root-owned, no group/other
 /// bits, regular, one link, small.
@@ -53,41 +54,6 @@ const NAME_PREFIX: &str = "id-";
 const STATE_SUFFIX: &str = ".state";
 const LOCK_SUFFIX: &str = ".lock";
 const TEMP_SUFFIX: &str = ".state.tmp-";
-
-/// The points of a counter commit, in order. Tests pass a hook to
-/// [`CounterStore::check_and_advance_with_hook`] to stop the process at
-/// one of them; production code uses a hook that does nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CommitStep {
-    /// The key's lock is held.
-    Locked,
-    /// The current state was read (and `decide` is about to run).
-    Read,
-    /// Half of the new state is in the temp file.
-    TempPartial,
-    /// All of it is in the temp file, not yet `fsync`ed.
-    TempWritten,
-    /// The temp file is `fsync`ed, not yet renamed.
-    TempSynced,
-    /// The temp file replaced the state file; the directory is not yet
-    /// `fsync`ed.
-    Renamed,
-    /// The directory is `fsync`ed: the commit is durable.
-    DirSynced,
-}
-
-impl CommitStep {
-    /// Every step, in order.
-    pub const ALL: [Self; 7] = [
-        Self::Locked,
-        Self::Read,
-        Self::TempPartial,
-        Self::TempWritten,
-        Self::TempSynced,
-        Self::Renamed,
-        Self::DirSynced,
-    ];
-}
 
 /// The text of a state file for `counter`.
 #[must_use]
@@ -162,8 +128,6 @@ pub struct CounterStore {
 fn stem(id: &PublicId) -> String {
     format!("{NAME_PREFIX}{}", id.to_modhex())
 }
-
-fn no_hook(_: CommitStep) {}
 
 impl CounterStore {
     /// Opens the state directory after checking it: it exists, is a
@@ -287,7 +251,7 @@ impl CounterStore {
         decide: impl FnOnce(Counter) -> Result<Counter, R>,
         hook: &dyn Fn(CommitStep),
     ) -> Result<Result<Counter, R>, StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), self.lock_timeout)?;
+        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         hook(CommitStep::Locked);
         let prefix = Self::temp_prefix_of(id);
         remove_stale_temps(&self.dir, &prefix)?;
@@ -320,6 +284,7 @@ impl CounterStore {
             &self.path_of(id),
             prefix,
             format_state(counter).as_bytes(),
+            Perms::PRIVATE,
             hook,
         )
     }
@@ -332,7 +297,7 @@ impl CounterStore {
     /// (it is never overwritten, so a counter is never lowered here); the
     /// lock timed out; a write failed.
     pub fn init(&self, id: &PublicId, counter: Counter) -> Result<(), StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), self.lock_timeout)?;
+        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         let prefix = Self::temp_prefix_of(id);
         remove_stale_temps(&self.dir, &prefix)?;
         let path = self.path_of(id);
@@ -364,7 +329,7 @@ impl CounterStore {
         counter: Counter,
         allow_lower: bool,
     ) -> Result<Option<Counter>, StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), self.lock_timeout)?;
+        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         let prefix = Self::temp_prefix_of(id);
         remove_stale_temps(&self.dir, &prefix)?;
         let previous = match self.read(id) {
@@ -397,7 +362,7 @@ impl CounterStore {
     /// [`StoreError::Unknown`] when there is no state file; the lock timed
     /// out; the removal or the directory `fsync` failed.
     pub fn remove(&self, id: &PublicId) -> Result<(), StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), self.lock_timeout)?;
+        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         remove_stale_temps(&self.dir, &Self::temp_prefix_of(id))?;
         let path = self.path_of(id);
         match std::fs::symlink_metadata(&path) {

@@ -39,10 +39,12 @@ use yubiotp_core::{AesKey, KeyMaterial, PrivateId, PublicId};
 use zeroize::Zeroizing;
 
 use super::{ParseError, StoreError};
-use crate::fs_policy::{FilePolicy, OpenError, check_dir_chain, read_checked};
-use crate::store::{
-    LOCK_TIMEOUT, io_error, lock_exclusive, parent_dir, remove_stale_temps, replace_durably,
+use crate::atomic::{
+    CommitStep, Perms, file_name, lock_exclusive, no_hook, parent_dir, remove_stale_temps,
+    replace_durably,
 };
+use crate::fs_policy::{FilePolicy, OpenError, check_dir_chain, read_checked};
+use crate::store::{LOCK_OWNER, LOCK_TIMEOUT};
 
 /// The first line of every key store file.
 pub const HEADER: &str = "# pam_yubiotp key store v1";
@@ -241,20 +243,26 @@ impl KeyStore {
         path: &Path,
         edit: impl FnOnce(&mut Self) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        Self::update_with_hook(path, &no_hook, edit)
+    }
+
+    /// [`update`](Self::update), telling `hook` each [`CommitStep`] as it
+    /// is reached. For crash tests (and `ykmap`'s debug-build pause).
+    ///
+    /// # Errors
+    /// As [`update`](Self::update).
+    #[doc(hidden)]
+    pub fn update_with_hook<T>(
+        path: &Path,
+        hook: &dyn Fn(CommitStep),
+        edit: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let dir = parent_dir(path);
         check_dir_chain(dir)?;
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            io_error(
-                path,
-                "name the key store",
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "the file name must be valid UTF-8",
-                ),
-            )
-        })?;
+        let name = file_name(path)?;
         let lock_path = dir.join(format!("{name}.lock"));
-        let _lock = lock_exclusive(&lock_path, LOCK_TIMEOUT)?;
+        let _lock = lock_exclusive(&lock_path, LOCK_OWNER, LOCK_TIMEOUT)?;
+        hook(CommitStep::Locked);
         let prefix = format!(".{name}.tmp-");
         remove_stale_temps(dir, &prefix)?;
         let (mut store, before) = match Self::read_file(path) {
@@ -265,10 +273,11 @@ impl KeyStore {
             Err(StoreError::Open(OpenError::NotFound(_))) => (Self::default(), None),
             Err(e) => return Err(e),
         };
+        hook(CommitStep::Read);
         let out = edit(&mut store)?;
         let after = store.to_text();
         if before.as_ref().map(|b| b.as_str()) != Some(after.as_str()) {
-            replace_durably(dir, path, &prefix, after.as_bytes(), &|_| {})?;
+            replace_durably(dir, path, &prefix, after.as_bytes(), Perms::PRIVATE, hook)?;
         }
         Ok(out)
     }

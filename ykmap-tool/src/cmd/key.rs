@@ -20,7 +20,8 @@ use crate::cli::{CounterCmd, KeyAddArgs, KeyCmd};
 use crate::error::{CliError, CliResult};
 use crate::import;
 use crate::input::{SecretInput, read_input};
-use crate::mapedit::parse_pubid;
+use crate::locked_edit;
+use crate::mapping_text::parse_pubid;
 use crate::settings::Loaded;
 use crate::{note, warn};
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
@@ -159,7 +160,7 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
     }
     let counters = counters(settings)?;
     let state = ensure_state(&counters, &id, start)?;
-    let replaced = KeyStore::update(keystore, |ks| {
+    let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
         if ks.contains(&id) && !args.force {
             return Err(StoreError::Exists(id));
         }
@@ -183,7 +184,7 @@ fn remove(settings: &Settings, pubid: &str) -> CliResult {
     let keystore = &settings.local.keystore;
     let held = load_keystore(keystore)?.contains(&id);
     if held {
-        KeyStore::update(keystore, |ks| {
+        KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
             ks.remove(&id).map(|_| ()).ok_or(StoreError::Unknown(id))
         })
         .map_err(|e| store_failed(&e))?;
@@ -219,7 +220,7 @@ fn remove(settings: &Settings, pubid: &str) -> CliResult {
     if let Some(authfile) = &settings.authfile
         && let Ok(Some(m)) = crate::cmd::map::read_central(authfile)
     {
-        let users = crate::mapedit::other_users(&m, &id, "");
+        let users = crate::mapping_text::other_users(&m, &id, "");
         if !users.is_empty() {
             warn(&format!(
                 "{id} is still mapped to {} in {}",
@@ -315,7 +316,7 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
         at_zero |=
             ensure_state(&counters, &k.public_id, Counter::default())?.starts_with(CREATED_AT_ZERO);
     }
-    let replaced = KeyStore::update(keystore, |ks| {
+    let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
         if !force && let Some(k) = keys.iter().find(|k| ks.contains(&k.public_id)) {
             return Err(StoreError::Exists(k.public_id));
         }

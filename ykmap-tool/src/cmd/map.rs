@@ -15,9 +15,9 @@ use pam_yubiotp::mapping::{self, KeyLookup, Mapping, Passwd, USER_FILE, USER_FIL
 use pam_yubiotp::privs;
 
 use crate::cli::MapCmd;
-use crate::edit::{self, NewFile};
 use crate::error::{CliError, CliResult};
-use crate::mapedit;
+use crate::locked_edit;
+use crate::mapping_text;
 use crate::settings::Loaded;
 use crate::warn;
 
@@ -69,7 +69,7 @@ fn edit_mapping<T>(
                     path.display()
                 )));
             }
-            let v = edit::edit_locked(path, AUTHFILE_MAX, NewFile { mode: 0o644 }, |old| {
+            let v = locked_edit::edit_locked(path, AUTHFILE_MAX, 0o644, Owner::Root, |old| {
                 change(old.unwrap_or_default())
             })?;
             audit_central(path);
@@ -80,9 +80,13 @@ fn edit_mapping<T>(
             let path = user_file(&pw)?;
             let v = privs::as_user(pw.uid, pw.gid, || {
                 prepare_user_dir(&pw)?;
-                edit::edit_locked(&path, USER_FILE_MAX, NewFile { mode: 0o600 }, |old| {
-                    change(old.unwrap_or_default())
-                })
+                locked_edit::edit_locked(
+                    &path,
+                    USER_FILE_MAX,
+                    0o600,
+                    Owner::RootOr(pw.uid),
+                    |old| change(old.unwrap_or_default()),
+                )
             })
             .map_err(CliError::failed)??;
             Ok((path, v))
@@ -131,10 +135,10 @@ fn audit_central(path: &Path) {
 }
 
 fn add(settings: &Settings, user: &str, pubids: &[String]) -> CliResult {
-    mapedit::validate_user(user)?;
-    let ids = mapedit::parse_pubids(pubids, settings.token_id_length)?;
+    mapping_text::validate_user(user)?;
+    let ids = mapping_text::parse_pubids(pubids, settings.token_id_length)?;
     let (path, plan) = edit_mapping(settings, user, |old| {
-        let mut plan = mapedit::add(old, user, &ids);
+        let mut plan = mapping_text::add(old, user, &ids);
         Ok((plan.content.take(), plan))
     })?;
     for (id, others) in &plan.shared {
@@ -154,10 +158,10 @@ fn add(settings: &Settings, user: &str, pubids: &[String]) -> CliResult {
 }
 
 fn remove(settings: &Settings, user: &str, pubids: &[String]) -> CliResult {
-    mapedit::validate_user(user)?;
-    let ids = mapedit::parse_pubids(pubids, settings.token_id_length)?;
+    mapping_text::validate_user(user)?;
+    let ids = mapping_text::parse_pubids(pubids, settings.token_id_length)?;
     let (path, plan) = edit_mapping(settings, user, |old| {
-        let mut plan = mapedit::remove(old, user, &ids);
+        let mut plan = mapping_text::remove(old, user, &ids);
         Ok((plan.content.take(), plan))
     })?;
     for id in &plan.removed {
@@ -210,7 +214,7 @@ fn print_user(user: &str, keys: &[yubiotp_core::PublicId]) {
 
 fn list(settings: &Settings, user: Option<&str>) -> CliResult {
     if let Some(u) = user {
-        mapedit::validate_user(u)?;
+        mapping_text::validate_user(u)?;
     }
     match (&settings.authfile, user) {
         (Some(path), _) => {
@@ -218,7 +222,7 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
                 CliError::failed(format!("authfile {}: does not exist", path.display()))
             })?;
             report_problems(path, &m);
-            let users = mapedit::users(&m);
+            let users = mapping_text::users(&m);
             match user {
                 None => {
                     for (u, keys) in &users {

@@ -110,38 +110,6 @@ pub fn run(cmd: &OtpCmd, loaded: Option<&Loaded>) -> CliResult {
     Ok(())
 }
 
-fn hex_decode(s: &str) -> CliResult<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return Err(CliError::input(format!(
-            "hex must have an even number of digits; this has {}",
-            s.len()
-        )));
-    }
-    let bytes = s.as_bytes();
-    bytes
-        .chunks(2)
-        .enumerate()
-        .map(|(i, pair)| {
-            core::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(|| {
-                    CliError::input(format!("character at position {} is not hex", 2 * i))
-                })
-        })
-        .collect()
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    use core::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Runs `modhex encode|decode`.
 ///
 /// # Errors
@@ -150,7 +118,8 @@ pub fn run_modhex(cmd: &ModhexCmd) -> CliResult {
     match cmd {
         ModhexCmd::Encode { text, hex } => {
             let bytes = if *hex {
-                hex_decode(text)?
+                yubiotp_core::hex::decode(text.trim())
+                    .map_err(|e| CliError::input(e.to_string()))?
             } else {
                 text.as_bytes().to_vec()
             };
@@ -160,7 +129,7 @@ pub fn run_modhex(cmd: &ModhexCmd) -> CliResult {
             let bytes = modhex::decode(text.trim())
                 .map_err(|e| CliError::input(format!("not modhex: {e}")))?;
             if *hex {
-                println!("{}", hex_encode(&bytes));
+                println!("{}", yubiotp_core::hex::encode(&bytes));
             } else {
                 let s = String::from_utf8(bytes)
                     .ok()

@@ -19,11 +19,12 @@ use zeroize::Zeroizing;
 use crate::cli::GlobalArgs;
 use crate::cli::SoftkeyCmd;
 use crate::cmd::key::{load_keystore, store_failed};
-use crate::edit::{self, Existing, NewFile};
 use crate::error::{CliError, CliResult};
-use crate::mapedit::parse_pubid;
+use crate::locked_edit;
+use crate::mapping_text::parse_pubid;
 use crate::settings;
 use crate::softkey::{MAX_FILE, SoftKey};
+use pam_yubiotp::atomic::{self, Perms};
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
 /// `n` random bytes from the kernel.
@@ -128,8 +129,8 @@ fn new(g: &GlobalArgs, path: &Path, public_id: Option<&str>, register: bool) -> 
         .map_err(|e| io(path, &e))
         .and_then(
             |()| match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                Some(dir) => edit::sync_dir(dir),
-                None => edit::sync_dir(Path::new(".")),
+                Some(dir) => atomic::sync_dir(dir).map_err(CliError::from),
+                None => atomic::sync_dir(Path::new(".")).map_err(CliError::from),
             },
         );
     if let Err(e) = written {
@@ -145,7 +146,7 @@ fn new(g: &GlobalArgs, path: &Path, public_id: Option<&str>, register: bool) -> 
                 Ok(()) | Err(StoreError::Exists(_)) => {}
                 Err(e) => return Err(store_failed(&e)),
             }
-            KeyStore::update(&s.local.keystore, |ks| {
+            KeyStore::update_with_hook(&s.local.keystore, &locked_edit::hook, |ks| {
                 if ks.contains(&id) {
                     return Err(StoreError::Exists(id));
                 }
@@ -234,17 +235,18 @@ fn otp(path: &Path, power_up: bool) -> CliResult {
             ))
         })?;
         key.last = counter;
-        let keep = Existing {
-            bytes: Vec::new(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mode: meta.mode() & 0o7777,
-        };
-        edit::write_atomic(
+        // The lock is the one on the key file itself (above), so only the
+        // write goes through the shared primitive.
+        atomic::replace_durably(
+            atomic::parent_dir(path),
             path,
+            &locked_edit::temp_prefix(path)?,
             key.render().as_bytes(),
-            Some(&keep),
-            NewFile { mode: 0o600 },
+            Perms {
+                mode: meta.mode() & 0o7777,
+                owner: Some((meta.uid(), meta.gid())),
+            },
+            &locked_edit::hook,
         )?;
         let random = random_bytes(2)?;
         let random = u16::from_le_bytes([

@@ -7,7 +7,7 @@ use pam_yubiotp::session;
 
 use crate::cli::VerifyArgs;
 use crate::error::{CliError, CliResult};
-use crate::mapedit::validate_user;
+use crate::mapping_text::validate_user;
 use crate::settings::Loaded;
 use crate::tty::TtyHost;
 

@@ -330,8 +330,10 @@ impl ResponseReader {
                     if size_text.is_empty() || size_text.len() > 8 {
                         return Err(HttpError::Malformed);
                     }
-                    let size =
-                        usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Malformed)?;
+                    // Strict: `usize::from_str_radix` would take a sign.
+                    let size = yubiotp_core::hex::decode_u32(size_text)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or(HttpError::Malformed)?;
                     if self.body.len() + size > self.cap {
                         return Err(HttpError::BodyTooLarge);
                     }
@@ -531,6 +533,10 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\n",
                 HttpError::Malformed,
             ),
         ];
