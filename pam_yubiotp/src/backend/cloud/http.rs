@@ -9,7 +9,7 @@ use crate::config::ServerUrl;
 /// Largest status line plus headers we accept.
 pub const MAX_HEAD: usize = 8192;
 /// Most header lines accepted.
-pub const MAX_HEADERS: usize = 64;
+const MAX_HEADERS: usize = 64;
 /// Longest chunk-size line (size, extensions, CRLF) accepted.
 const MAX_CHUNK_LINE: usize = 64;
 
@@ -89,11 +89,11 @@ impl fmt::Display for HttpError {
 
 /// A parsed status line and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
+struct Head {
     /// The status code.
-    pub code: u16,
+    code: u16,
     /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
 }
 
 impl Head {
@@ -117,7 +117,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 ///
 /// # Errors
 /// [`HttpError::Malformed`] or [`HttpError::HeadTooLarge`].
-pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
     let Some(end) = find(buf, b"\r\n\r\n") else {
         return if buf.len() > MAX_HEAD {
             Err(HttpError::HeadTooLarge)
