@@ -346,23 +346,29 @@ fn hybrid_commit_failure_is_unavailable() {
     auth(&s.w, &s.alice.next()).assert_refused(code::AUTHINFO_UNAVAIL);
 }
 
-#[test]
-fn https_with_cafile_and_the_environment_changes_nothing() {
+/// A scratch dir holding a fresh test CA's `ca.pem`: (dir, PKI, cafile).
+fn test_ca() -> (tempfile::TempDir, TestPki, std::path::PathBuf) {
     let dir = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
     let pki = TestPki::generate().unwrap();
     let cafile = pki.write_ca(dir.path()).unwrap();
-    let good = MockServer::start(
+    (dir, pki, cafile)
+}
+
+/// An HTTPS server answering OK with the `kind` certificate of `pki`.
+fn tls_server(pki: &TestPki, kind: CertKind) -> MockServer {
+    MockServer::start(
         Config::new(Behavior::Ok)
             .key(&test_key())
-            .tls(pki.identity(CertKind::Good).server_config().unwrap()),
+            .tls(pki.identity(kind).server_config().unwrap()),
     )
-    .unwrap();
-    let untrusted = MockServer::start(
-        Config::new(Behavior::Ok)
-            .key(&test_key())
-            .tls(pki.identity(CertKind::UnknownCa).server_config().unwrap()),
-    )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn https_with_cafile_and_the_environment_changes_nothing() {
+    let (dir, pki, cafile) = test_ca();
+    let good = tls_server(&pki, CertKind::Good);
+    let untrusted = tls_server(&pki, CertKind::UnknownCa);
     let mut s = setup(
         "cloud",
         &[good.url()],
@@ -465,15 +471,8 @@ fn https_login_sets_tcp_nodelay_and_sends_the_request_with_the_finished() {
         eprintln!("SKIP: strace not installed (scripts/setup.sh installs it)");
         return;
     }
-    let dir = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
-    let pki = TestPki::generate().unwrap();
-    let cafile = pki.write_ca(dir.path()).unwrap();
-    let good = MockServer::start(
-        Config::new(Behavior::Ok)
-            .key(&test_key())
-            .tls(pki.identity(CertKind::Good).server_config().unwrap()),
-    )
-    .unwrap();
+    let (dir, pki, cafile) = test_ca();
+    let good = tls_server(&pki, CertKind::Good);
     let mut s = setup(
         "cloud",
         &[good.url()],
