@@ -49,7 +49,7 @@ pub struct AttemptRecord {
     /// `cloud`, `local`, `hybrid`.
     pub mode: Option<&'static str>,
     /// Which backend decided.
-    pub backend: Option<&'static str>,
+    pub backend: Option<crate::engine::Backend>,
 }
 
 impl AttemptRecord {
@@ -68,7 +68,7 @@ impl AttemptRecord {
             self.public_id
                 .map_or_else(|| "-".to_string(), |p| p.to_string()),
             self.mode.unwrap_or("-"),
-            self.backend.unwrap_or("-"),
+            self.backend.map_or("-", crate::engine::Backend::name),
             outcome.name(),
         );
         if !outcome.reason().is_empty() {

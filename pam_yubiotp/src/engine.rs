@@ -10,18 +10,51 @@ use crate::config::{Mode, Settings};
 use crate::host::{Level, Log};
 use crate::store::{CounterStore, KeyStore, StoreError};
 
+/// Which backend decided an acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A validation server's `OK` (no local key, or cloud mode).
+    Cloud,
+    /// The local key store and counters (local mode, or hybrid's fallback
+    /// or unsigned-OK path).
+    Local,
+    /// Hybrid: a signed cloud `OK`, confirmed and committed locally.
+    CloudAndLocal,
+}
+
+impl Backend {
+    /// The name in the log line: `cloud`, `local`, `cloud+local`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cloud => "cloud",
+            Self::Local => "local",
+            Self::CloudAndLocal => "cloud+local",
+        }
+    }
+}
+
 /// Proof that an OTP was accepted. Its field is private, so the only
 /// constructor is in this module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    backend: &'static str,
+    backend: Backend,
 }
 
 impl Accepted {
-    /// Which backend accepted: `cloud`, `local`, or `cloud+local`.
+    /// Which backend accepted.
     #[must_use]
-    pub fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// An acceptance for the SPEC §6 table test, which lives beside
+    /// `outcome.rs`; no non-test code can call it.
+    #[cfg(test)]
+    pub(crate) fn for_table_test() -> Self {
+        Accepted {
+            backend: Backend::Local,
+        }
     }
 }
 
@@ -56,7 +89,7 @@ fn open_local(settings: &Settings) -> Result<(KeyStore, CounterStore), String> {
     Ok((keys, counters))
 }
 
-fn from_local(v: LocalVerdict, token: &Token, backend: &'static str) -> Verdict {
+fn from_local(v: LocalVerdict, token: &Token, backend: Backend) -> Verdict {
     match v {
         LocalVerdict::Accepted(_) => Verdict::Accepted(Accepted { backend }),
         LocalVerdict::Rejected(r) => Verdict::Rejected(r.to_string()),
@@ -70,9 +103,11 @@ fn from_local(v: LocalVerdict, token: &Token, backend: &'static str) -> Verdict 
 
 fn local_only(settings: &Settings, token: &Token) -> Verdict {
     match open_local(settings) {
-        Ok((keys, counters)) => {
-            from_local(local::validate(token, &keys, &counters), token, "local")
-        }
+        Ok((keys, counters)) => from_local(
+            local::look_up_and_check(token, &keys, &counters),
+            token,
+            Backend::Local,
+        ),
         Err(why) => Verdict::Unavailable(why),
     }
 }
@@ -94,12 +129,20 @@ pub fn validate(
     };
     let answer = cloud.verify(token);
     match (settings.mode, answer) {
-        (_, CloudVerdict::Rejected { server, status }) => {
+        (
+            Mode::Hybrid,
+            CloudVerdict::Rejected {
+                server,
+                status,
+                authenticated: true,
+            },
+        ) if status == "REPLAYED_OTP" => hybrid_after_replayed(settings, token, &server, log),
+        (_, CloudVerdict::Rejected { server, status, .. }) => {
             Verdict::Rejected(format!("{status} from {server}"))
         }
-        (Mode::Cloud | Mode::Local, CloudVerdict::Ok { .. }) => {
-            Verdict::Accepted(Accepted { backend: "cloud" })
-        }
+        (Mode::Cloud | Mode::Local, CloudVerdict::Ok { .. }) => Verdict::Accepted(Accepted {
+            backend: Backend::Cloud,
+        }),
         (Mode::Cloud | Mode::Local, CloudVerdict::NoAnswer { summary }) => {
             Verdict::Unavailable(summary)
         }
@@ -112,16 +155,89 @@ pub fn validate(
                 &format!("no definitive cloud answer ({summary}); trying the local key store"),
             );
             match open_local(settings) {
-                Ok((keys, counters)) => match local::validate(token, &keys, &counters) {
+                Ok((keys, counters)) => match local::look_up_and_check(token, &keys, &counters) {
                     LocalVerdict::NotHeld => Verdict::Unavailable(format!(
                         "{summary}; key {} is not held locally",
                         token.public_id
                     )),
-                    v => from_local(v, token, "local"),
+                    v => from_local(v, token, Backend::Local),
                 },
                 Err(why) => Verdict::Unavailable(format!("{summary}; {why}")),
             }
         }
+    }
+}
+
+/// The key store and counter state, when the token's key is held locally.
+/// A hybrid host may hold no keys at all: a key store that does not exist
+/// holds nothing (`Ok(None)`). One that exists but cannot be trusted or read
+/// is an error, since it might hold this key.
+fn held_locally(
+    settings: &Settings,
+    token: &Token,
+) -> Result<Option<(KeyStore, CounterStore)>, String> {
+    let keys = match KeyStore::load(&settings.local.keystore) {
+        Ok(keys) => keys,
+        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "the local key store cannot be checked: {}",
+                describe_store_error(&e)
+            ));
+        }
+    };
+    if keys.get(&token.public_id).is_none() {
+        return Ok(None);
+    }
+    match CounterStore::open(&settings.local.statedir) {
+        Ok(counters) => Ok(Some((keys, counters))),
+        Err(e) => Err(format!(
+            "the local counters cannot be updated: {}",
+            describe_store_error(&e)
+        )),
+    }
+}
+
+/// Hybrid, after an authenticated (signed, otp and nonce echoed) cloud
+/// `REPLAYED_OTP`: the cloud has seen this OTP, so a key held locally whose
+/// local check passes has those counters committed before the reject, and
+/// a later fallback cannot accept it. A failed commit is unavailable.
+fn hybrid_after_replayed(
+    settings: &Settings,
+    token: &Token,
+    server: &str,
+    log: &dyn Log,
+) -> Verdict {
+    let rejected = || Verdict::Rejected(format!("REPLAYED_OTP from {server}"));
+    let (keys, counters) = match held_locally(settings, token) {
+        Ok(Some(held)) => held,
+        Ok(None) => return rejected(),
+        Err(why) => {
+            return Verdict::Unavailable(format!(
+                "REPLAYED_OTP from {server}, but {why}, so a fallback could accept it"
+            ));
+        }
+    };
+    let Some(key) = keys.get(&token.public_id) else {
+        return rejected();
+    };
+    match local::check_and_commit(token, key, &counters) {
+        LocalVerdict::Accepted(c) => {
+            log.log(
+                Level::Warning,
+                &format!(
+                    "{server} says this OTP of {} was used before; local counters advanced to \
+                     {c} so the local fallback refuses it too",
+                    token.public_id
+                ),
+            );
+            rejected()
+        }
+        LocalVerdict::Rejected(_) | LocalVerdict::NotHeld => rejected(),
+        LocalVerdict::Fault(e) => Verdict::Unavailable(format!(
+            "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {}",
+            describe_store_error(&e)
+        )),
     }
 }
 
@@ -136,38 +252,27 @@ fn hybrid_after_ok(
     signed: bool,
     log: &dyn Log,
 ) -> Verdict {
-    // A hybrid host may hold no keys at all: a key store that does not exist
-    // holds nothing. One that exists but cannot be trusted or read fails
-    // closed, since it might hold this key.
-    let keys = match KeyStore::load(&settings.local.keystore) {
-        Ok(keys) => keys,
-        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
-            return Verdict::Accepted(Accepted { backend: "cloud" });
+    let (keys, counters) = match held_locally(settings, token) {
+        Ok(Some(held)) => held,
+        Ok(None) => {
+            return Verdict::Accepted(Accepted {
+                backend: Backend::Cloud,
+            });
         }
-        Err(e) => {
-            return Verdict::Unavailable(format!(
-                "cloud OK from {server}, but the local key store cannot be checked: {}",
-                describe_store_error(&e)
-            ));
-        }
+        Err(why) => return Verdict::Unavailable(format!("cloud OK from {server}, but {why}")),
     };
     let Some(key) = keys.get(&token.public_id) else {
-        return Verdict::Accepted(Accepted { backend: "cloud" });
-    };
-    let counters = match CounterStore::open(&settings.local.statedir) {
-        Ok(c) => c,
-        Err(e) => {
-            return Verdict::Unavailable(format!(
-                "cloud OK from {server}, but the local counters cannot be updated: {}",
-                describe_store_error(&e)
-            ));
-        }
+        return Verdict::Accepted(Accepted {
+            backend: Backend::Cloud,
+        });
     };
     match local::check_and_commit(token, key, &counters) {
         LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {
-            backend: "cloud+local",
+            backend: Backend::CloudAndLocal,
         }),
-        LocalVerdict::Accepted(_) => Verdict::Accepted(Accepted { backend: "local" }),
+        LocalVerdict::Accepted(_) => Verdict::Accepted(Accepted {
+            backend: Backend::Local,
+        }),
         LocalVerdict::Rejected(r) => {
             log.log(
                 Level::Err,
@@ -179,53 +284,8 @@ fn hybrid_after_ok(
             );
             Verdict::Rejected(format!("cloud OK overruled locally: {r}"))
         }
-        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => from_local(v, token, "local"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::outcome::{Outcome, code};
-
-    /// SPEC §6, one row per variant: the only PAM_SUCCESS comes from an
-    /// `Accepted`, and no failure maps to PAM_SUCCESS or PAM_IGNORE except
-    /// the designed `nullok` row.
-    #[test]
-    fn spec_result_table() {
-        let rows: Vec<(Outcome, i32)> = vec![
-            (
-                Outcome::Success(Accepted { backend: "local" }),
-                code::SUCCESS,
-            ),
-            (Outcome::AuthErr("replayed".into()), code::AUTH_ERR),
-            (Outcome::UserUnknown("no key".into()), code::USER_UNKNOWN),
-            (Outcome::Ignore("nullok".into()), code::IGNORE),
-            (
-                Outcome::AuthInfoUnavail("down".into()),
-                code::AUTHINFO_UNAVAIL,
-            ),
-            (Outcome::ServiceErr("config".into()), code::SERVICE_ERR),
-            (Outcome::ConvErr("conv".into()), code::CONV_ERR),
-        ];
-        for (outcome, expected) in &rows {
-            assert_eq!(outcome.pam_code(), *expected, "{outcome:?}");
-            let is_success = matches!(outcome, Outcome::Success(_));
-            assert_eq!(outcome.pam_code() == code::SUCCESS, is_success);
-            let is_ignore = matches!(outcome, Outcome::Ignore(_));
-            assert_eq!(outcome.pam_code() == code::IGNORE, is_ignore);
-        }
-        use pam::constants::PamResultCode as P;
-        for (ours, libpam) in [
-            (code::SUCCESS, P::PAM_SUCCESS),
-            (code::AUTH_ERR, P::PAM_AUTH_ERR),
-            (code::IGNORE, P::PAM_IGNORE),
-            (code::USER_UNKNOWN, P::PAM_USER_UNKNOWN),
-            (code::AUTHINFO_UNAVAIL, P::PAM_AUTHINFO_UNAVAIL),
-            (code::SERVICE_ERR, P::PAM_SERVICE_ERR),
-            (code::CONV_ERR, P::PAM_CONV_ERR),
-        ] {
-            assert_eq!(ours, libpam as i32);
+        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => {
+            from_local(v, token, Backend::Local)
         }
     }
 }

@@ -267,7 +267,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn dir() -> tempfile::TempDir {
-        crate::testutil::tempdir()
+        yubiotp_testsupport::tempdir()
     }
 
     fn policy() -> FilePolicy {

@@ -26,23 +26,4 @@ pub mod privs;
 pub mod prompt;
 pub mod secret;
 pub mod session;
-pub mod sshcheck;
 pub mod store;
-
-#[cfg(test)]
-pub(crate) mod testutil {
-    /// A temp dir inside the build's target directory, whose ancestors are
-    /// not world-writable (unlike /tmp), so directory-chain checks pass.
-    pub fn tempdir() -> tempfile::TempDir {
-        let base = std::env::current_exe()
-            .ok()
-            .and_then(|p| {
-                p.parent()
-                    .and_then(|d| d.parent())
-                    .map(|d| d.join("unit-tmp"))
-            })
-            .unwrap_or_else(|| std::path::PathBuf::from("/var/tmp"));
-        std::fs::create_dir_all(&base).unwrap();
-        tempfile::tempdir_in(base).unwrap()
-    }
-}

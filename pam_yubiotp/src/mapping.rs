@@ -6,8 +6,11 @@
 //! skipped; `\r` before a line end is dropped; a line whose first
 //! non-blank character is `#` is a comment; fields are split on `:` and
 //! trimmed of spaces and tabs; empty fields are skipped; a user may appear
-//! on several lines. A public id field that is not valid modhex, or a line
-//! holding a NUL or invalid UTF-8, is a [`Problem`] and grants nothing.
+//! on several lines. A public id field that is not valid modhex, a line
+//! with no `:`, a user name holding white space, `;`, `=`, `,` or a control
+//! character, or a line holding a NUL or invalid UTF-8, is a [`Problem`]
+//! and grants nothing; any problem in a file makes its keyless users
+//! unavailable (see [`KeyLookup`]).
 //! Lines are never split at any length.
 
 use std::path::{Path, PathBuf};
@@ -65,6 +68,22 @@ impl Mapping {
     }
 }
 
+/// The fix named for a line that is not `user:id[:id…]`.
+const FIX: &str = "use ':' between the user and each public id";
+
+/// Why `c` cannot stand in a user name of a mapping line: white space and
+/// the separators people type for ':' (a line `daemon ccccccdbjrgf` must not
+/// become a keyless user "daemon ccccccdbjrgf"). `@`, `\\`, `.`, `-`, `$`
+/// stay allowed (virtual, SSSD and winbind names).
+fn user_name_flaw(c: char) -> Option<&'static str> {
+    match c {
+        c if c.is_whitespace() => Some("white space"),
+        ';' | '=' | ',' => Some("a ';', '=' or ','"),
+        c if c.is_control() => Some("a control character"),
+        _ => None,
+    }
+}
+
 /// Parses mapping text (see the module doc for the rules).
 #[must_use]
 pub fn parse_mapping(bytes: &[u8]) -> Mapping {
@@ -93,6 +112,14 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if !trimmed.contains(':') {
+            m.problems.push(Problem {
+                line: line_no,
+                user: None,
+                reason: format!("has no ':' ({FIX})"),
+            });
+            continue;
+        }
         let mut fields = trimmed.split(':').map(|f| f.trim_matches([' ', '\t']));
         let user = fields.next().unwrap_or("");
         if user.is_empty() {
@@ -100,6 +127,15 @@ pub fn parse_mapping(bytes: &[u8]) -> Mapping {
                 line: line_no,
                 user: None,
                 reason: "has no user name".into(),
+            });
+            continue;
+        }
+        if let Some(what) = user.chars().find_map(user_name_flaw) {
+            // `bob x:id` or `bob;x:id`: whose line this is can't be told.
+            m.problems.push(Problem {
+                line: line_no,
+                user: None,
+                reason: format!("has a user name with {what} ({FIX})"),
             });
             continue;
         }
@@ -177,11 +213,14 @@ pub const USER_FILE_MAX: u64 = 64 << 10;
 pub const USER_FILE: &str = ".yubico/authorized_yubikeys";
 
 /// Turns a parsed file into a lookup for `user`. "No keys" must be positive
-/// knowledge: when the user has no valid key but a malformed line names them
-/// (a typo, an inline comment) or cannot be attributed to anyone (NUL,
-/// invalid UTF-8, no user name), the mapping is unavailable, never "no
-/// keys" — with `nullok` that would silently drop the second factor.
-fn finish(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
+/// knowledge (SPEC §4): it is only established from a file in which every
+/// non-blank, non-comment line is well-formed. When the user has no valid
+/// key and the file has any malformed line (a typo in anyone's line, an
+/// inline comment, `daemon ccccccdbjrgf` with a space for ':', NUL,
+/// invalid UTF-8), the mapping is unavailable, never "no keys" — with
+/// `nullok` that would silently drop the second factor. Users with a valid
+/// key are unaffected by other lines.
+fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
     let (keys, wrong_length): (Vec<PublicId>, Vec<PublicId>) = mapping
         .keys_for(user)
         .into_iter()
@@ -192,7 +231,6 @@ fn finish(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> 
     let mut doubtful: Vec<String> = mapping
         .problems
         .iter()
-        .filter(|p| p.user.as_deref().is_none_or(|u| u == user))
         .map(|p| format!("line {} {}", p.line, p.reason))
         .collect();
     doubtful.extend(wrong_length.iter().map(|k| {
@@ -205,7 +243,7 @@ fn finish(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> 
         KeyLookup::NoKeys(format!("no key mapped in {what}"))
     } else {
         KeyLookup::Unavailable(format!(
-            "{what}: no valid key for the user and malformed lines that may be theirs: {}",
+            "{what}: no valid key for the user, and \"no key\" can't be established from a file with malformed lines: {}",
             doubtful.join("; ")
         ))
     }
@@ -220,7 +258,7 @@ pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) 
         .map_or(Ok(()), fs_policy::check_dir_chain)
         .and_then(|()| fs_policy::read_checked(authfile, &FilePolicy::ROOT_SHARED));
     match result {
-        Ok(bytes) => finish(
+        Ok(bytes) => lookup_in(
             &parse_mapping(&bytes),
             &pw.name,
             token_id_length,
@@ -246,7 +284,7 @@ pub fn keys_from_user_file(pw: &Passwd, token_id_length: usize) -> KeyLookup {
     let read = privs::as_user(pw.uid, pw.gid, || read_user_file(pw, &path));
     match read {
         Err(e) => KeyLookup::Unavailable(e),
-        Ok(Ok(Some(bytes))) => finish(
+        Ok(Ok(Some(bytes))) => lookup_in(
             &parse_mapping(&bytes),
             &pw.name,
             token_id_length,
@@ -309,7 +347,7 @@ mod tests {
 
     #[test]
     fn malformed_lines_never_mean_no_keys() {
-        let lookup = |text: &[u8], user: &str| finish(&parse_mapping(text), user, 12, "f");
+        let lookup = |text: &[u8], user: &str| lookup_in(&parse_mapping(text), user, 12, "f");
         for bad in [
             &b"root:ccccccdbjrgf   # root's key\n"[..],
             b"root:ccccccdbjrg\n",
@@ -324,16 +362,59 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        // Another user's typo says nothing about root.
+        // Another user's typo makes every keyless user unavailable: the
+        // broken line could have been meant for anyone.
         assert!(matches!(
             lookup(b"bob:cccc cccc\n", "root"),
+            KeyLookup::Unavailable(_)
+        ));
+        assert!(matches!(
+            lookup(b"bob:ccccccdbjrgf\n", "root"),
             KeyLookup::NoKeys(_)
         ));
+        assert!(matches!(lookup(b"root:\n", "root"), KeyLookup::NoKeys(_)));
         // A valid key still works next to a broken line of the same user.
         assert!(matches!(
             lookup(b"root:ccccccdbjrgf\nroot:typo\n", "root"),
             KeyLookup::Keys(k) if k.len() == 1
         ));
+    }
+
+    #[test]
+    fn separator_typos_are_problems_not_users() {
+        for typo in [
+            "daemon ccccccdbjrgf",
+            "daemon;ccccccdbjrgf",
+            "daemon=ccccccdbjrgf",
+            "daemon,ccccccdbjrgf",
+            "daemon ; ccccccdbjrgf",
+            "daemon",
+            "daemon x:ccccccdbjrgf",
+            "dae\u{7f}mon:ccccccdbjrgf",
+            "daemon\u{a0}:ccccccdbjrgf",
+        ] {
+            let text = format!("# ok\nroot:ccccccdbjrgg\n{typo}\n");
+            let m = parse_mapping(text.as_bytes());
+            assert!(m.entries.iter().all(|e| e.user == "root"), "{typo:?}");
+            assert_eq!(m.problems.len(), 1, "{typo:?}");
+            assert_eq!(m.problems[0].line, 3);
+            assert!(m.problems[0].reason.contains("use ':' between the user"));
+            assert!(!m.problems[0].reason.contains("ccccccdbjrgf"));
+            let lookup = |user| lookup_in(&m, user, 12, "f");
+            assert!(
+                matches!(lookup("daemon"), KeyLookup::Unavailable(ref r) if r.contains("line 3")),
+                "{typo:?}"
+            );
+            assert!(matches!(lookup("nobody"), KeyLookup::Unavailable(_)));
+            // Keyed users are unaffected.
+            assert!(matches!(lookup("root"), KeyLookup::Keys(_)));
+        }
+        // Names that services really use stay valid.
+        let m = parse_mapping(
+            b"DOM\\alice:ccccccdbjrgf\nbob@example.org:ccccccdbjrgf\nm.x-y_$:ccccccdbjrgf\n",
+        );
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert_eq!(m.entries.len(), 3);
     }
 
     #[test]

@@ -86,3 +86,46 @@ impl Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPEC §6, one row per variant: the only PAM_SUCCESS comes from an
+    /// `Accepted`, and no failure maps to PAM_SUCCESS or PAM_IGNORE except
+    /// the designed `nullok` row.
+    #[test]
+    fn spec_result_table() {
+        let rows: Vec<(Outcome, c_int)> = vec![
+            (Outcome::Success(Accepted::for_table_test()), code::SUCCESS),
+            (Outcome::AuthErr("replayed".into()), code::AUTH_ERR),
+            (Outcome::UserUnknown("no key".into()), code::USER_UNKNOWN),
+            (Outcome::Ignore("nullok".into()), code::IGNORE),
+            (
+                Outcome::AuthInfoUnavail("down".into()),
+                code::AUTHINFO_UNAVAIL,
+            ),
+            (Outcome::ServiceErr("config".into()), code::SERVICE_ERR),
+            (Outcome::ConvErr("conv".into()), code::CONV_ERR),
+        ];
+        for (outcome, expected) in &rows {
+            assert_eq!(outcome.pam_code(), *expected, "{outcome:?}");
+            let is_success = matches!(outcome, Outcome::Success(_));
+            assert_eq!(outcome.pam_code() == code::SUCCESS, is_success);
+            let is_ignore = matches!(outcome, Outcome::Ignore(_));
+            assert_eq!(outcome.pam_code() == code::IGNORE, is_ignore);
+        }
+        use pam::constants::PamResultCode as P;
+        for (ours, libpam) in [
+            (code::SUCCESS, P::PAM_SUCCESS),
+            (code::AUTH_ERR, P::PAM_AUTH_ERR),
+            (code::IGNORE, P::PAM_IGNORE),
+            (code::USER_UNKNOWN, P::PAM_USER_UNKNOWN),
+            (code::AUTHINFO_UNAVAIL, P::PAM_AUTHINFO_UNAVAIL),
+            (code::SERVICE_ERR, P::PAM_SERVICE_ERR),
+            (code::CONV_ERR, P::PAM_CONV_ERR),
+        ] {
+            assert_eq!(ours, libpam as c_int);
+        }
+    }
+}

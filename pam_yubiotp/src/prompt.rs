@@ -52,59 +52,96 @@ pub enum PromptError {
     AuthTok(String),
 }
 
-fn otp_len(settings: &Settings) -> usize {
-    settings.token_id_length + CIPHERTEXT_CHARS
+/// What a piece of typed text is (SPEC §5), decided from its bytes alone.
+/// Every case of the rules is one arm of [`classify`]; lengths, never the
+/// text, are kept for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Exactly one OTP's length, all modhex.
+    Otp,
+    /// One OTP's length but not all modhex: typed at the prompt it is
+    /// parsed (and refused with a reason); in PAM_AUTHTOK it is a password.
+    OtpLengthNotModhex,
+    /// A password of `password_len` bytes followed by an OTP.
+    PasswordThenOtp {
+        /// Where the OTP starts.
+        password_len: usize,
+    },
+    /// sshd's placeholder for invalid users and refused root logins.
+    SshdPlaceholder,
+    /// Longer than [`MAX_ANSWER`]: not looked at.
+    TooLong(usize),
+    /// Nothing typed.
+    Empty,
+    /// Not UTF-8 (an OTP never is).
+    NotUtf8(usize),
+    /// Text that does not end in an OTP.
+    NoOtp(usize),
 }
 
-/// Splits `input` into (OTP, optional password) or explains why it is not
-/// usable; sets PAM_AUTHTOK to the password part when there is one.
-fn take_otp(
+impl Shape {
+    /// The reason for the log when the text holds no usable OTP.
+    #[must_use]
+    pub fn describe(self, otp_len: usize) -> String {
+        match self {
+            Self::Otp | Self::OtpLengthNotModhex | Self::PasswordThenOtp { .. } => {
+                "holds an OTP".to_string()
+            }
+            Self::SshdPlaceholder => {
+                "sshd's placeholder password (invalid user or refused root login)".to_string()
+            }
+            Self::TooLong(n) => format!("answer of {n} bytes is longer than {MAX_ANSWER}"),
+            Self::Empty => "empty answer".to_string(),
+            Self::NotUtf8(n) => format!("answer of {n} bytes is not UTF-8"),
+            Self::NoOtp(n) => format!("answer of {n} bytes holds no OTP of {otp_len} characters"),
+        }
+    }
+}
+
+/// Classifies `input` for public ids of `token_id_length` characters: the
+/// whole of SPEC §5's reading of typed text, pure.
+#[must_use]
+pub fn classify(input: &[u8], token_id_length: usize) -> Shape {
+    let otp_len = token_id_length + CIPHERTEXT_CHARS;
+    let n = input.len();
+    if is_sshd_placeholder(input) {
+        return Shape::SshdPlaceholder;
+    }
+    if n > MAX_ANSWER {
+        return Shape::TooLong(n);
+    }
+    if n == 0 {
+        return Shape::Empty;
+    }
+    if n == otp_len {
+        return if is_modhex(input) {
+            Shape::Otp
+        } else {
+            Shape::OtpLengthNotModhex
+        };
+    }
+    let Ok(text) = core::str::from_utf8(input) else {
+        return Shape::NotUtf8(n);
+    };
+    match split_trailing_otp(text, token_id_length) {
+        Some((password, _)) => Shape::PasswordThenOtp {
+            password_len: password.len(),
+        },
+        None => Shape::NoOtp(n),
+    }
+}
+
+/// Hands the password in front of an OTP on to the next module through
+/// PAM_AUTHTOK and returns the OTP.
+fn pass_password_on(
     host: &mut impl Host,
-    settings: &Settings,
     input: &SecretBytes,
-) -> Result<Option<SecretBytes>, PromptError> {
-    let n = otp_len(settings);
-    if input.len() > MAX_ANSWER || is_sshd_placeholder(input.expose()) {
-        return Ok(None);
-    }
-    if input.len() == n && is_modhex(input.expose()) {
-        return Ok(Some(input.clone()));
-    }
-    let Some(text) = input.expose_str() else {
-        return Ok(None);
-    };
-    let Some((password, otp)) = split_trailing_otp(text, settings.token_id_length) else {
-        return Ok(None);
-    };
-    let password = SecretBytes::new(password.as_bytes().to_vec());
-    host.set_authtok(&password)
+    password_len: usize,
+) -> Result<SecretBytes, PromptError> {
+    let (password, otp) = input.expose().split_at(password_len.min(input.len()));
+    host.set_authtok(&SecretBytes::new(password.to_vec()))
         .map_err(|_| PromptError::AuthTok("could not set PAM_AUTHTOK".into()))?;
-    Ok(Some(SecretBytes::new(otp.as_bytes().to_vec())))
-}
-
-fn describe(input: &SecretBytes, settings: &Settings) -> String {
-    if is_sshd_placeholder(input.expose()) {
-        "sshd's placeholder password (invalid user or refused root login)".to_string()
-    } else if input.len() > MAX_ANSWER {
-        format!(
-            "answer of {} bytes is longer than {MAX_ANSWER}",
-            input.len()
-        )
-    } else if input.is_empty() {
-        "empty answer".to_string()
-    } else if input.expose_str().is_none() {
-        format!("answer of {} bytes is not UTF-8", input.len())
-    } else {
-        format!(
-            "answer of {} bytes holds no OTP of {} characters",
-            input.len(),
-            otp_len(settings)
-        )
-    }
-}
-
-fn input_len_is_otp(input: &SecretBytes, settings: &Settings) -> bool {
-    input.len() == otp_len(settings) && !is_sshd_placeholder(input.expose())
+    Ok(SecretBytes::new(otp.to_vec()))
 }
 
 /// Gets the OTP per `settings.first_pass`.
@@ -112,20 +149,27 @@ fn input_len_is_otp(input: &SecretBytes, settings: &Settings) -> bool {
 /// # Errors
 /// [`PromptError`] on a conversation failure or a PAM_AUTHTOK fault.
 pub fn obtain_otp(host: &mut impl Host, settings: &Settings) -> Result<Obtained, PromptError> {
+    let id_len = settings.token_id_length;
+    let otp_len = id_len + CIPHERTEXT_CHARS;
     if settings.first_pass != FirstPass::Prompt {
         let authtok = host
             .authtok()
             .map_err(|_| PromptError::AuthTok("could not read PAM_AUTHTOK".into()))?;
         if let Some(tok) = authtok {
-            if is_sshd_placeholder(tok.expose()) {
-                host.log(
-                    Level::Warning,
-                    "PAM_AUTHTOK is sshd's placeholder password (invalid user or refused root login)",
-                );
-                return Ok(Obtained::Unusable(describe(&tok, settings)));
-            }
-            if let Some(otp) = take_otp(host, settings, &tok)? {
-                return Ok(Obtained::Otp(otp));
+            match classify(tok.expose(), id_len) {
+                Shape::SshdPlaceholder => {
+                    host.log(
+                        Level::Warning,
+                        "PAM_AUTHTOK is sshd's placeholder password (invalid user or refused root login)",
+                    );
+                    return Ok(Obtained::Unusable(Shape::SshdPlaceholder.describe(otp_len)));
+                }
+                Shape::Otp => return Ok(Obtained::Otp(tok)),
+                Shape::PasswordThenOtp { password_len } => {
+                    return pass_password_on(host, &tok, password_len).map(Obtained::Otp);
+                }
+                // A password alone: the OTP is still to be asked for.
+                _ => {}
             }
         }
         if settings.first_pass == FirstPass::Use {
@@ -137,19 +181,54 @@ pub fn obtain_otp(host: &mut impl Host, settings: &Settings) -> Result<Obtained,
     let answer = host
         .prompt_secret(&settings.prompt)
         .map_err(PromptError::Conv)?;
-    if input_len_is_otp(&answer, settings) {
+    match classify(answer.expose(), id_len) {
         // Exactly OTP-sized: parsed (and refused with a reason) as an OTP.
-        return Ok(Obtained::Otp(answer));
-    }
-    match take_otp(host, settings, &answer)? {
-        Some(otp) => Ok(Obtained::Otp(otp)),
-        None => Ok(Obtained::Unusable(describe(&answer, settings))),
+        Shape::Otp | Shape::OtpLengthNotModhex => Ok(Obtained::Otp(answer)),
+        Shape::PasswordThenOtp { password_len } => {
+            pass_password_on(host, &answer, password_len).map(Obtained::Otp)
+        }
+        other => Ok(Obtained::Unusable(other.describe(otp_len))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OTP: &str = "ccccccdbjrgfkhhihrjibcbdjblukfnkrctutvrkrgnj";
+
+    #[test]
+    fn classify_is_spec_5() {
+        let c = |s: &[u8]| classify(s, 12);
+        assert_eq!(c(OTP.as_bytes()), Shape::Otp);
+        assert_eq!(c(OTP.to_uppercase().as_bytes()), Shape::Otp, "caps lock");
+        assert_eq!(c(&[b'x'; 44]), Shape::OtpLengthNotModhex);
+        let pw_otp = format!("hunter2{OTP}");
+        assert_eq!(
+            c(pw_otp.as_bytes()),
+            Shape::PasswordThenOtp { password_len: 7 }
+        );
+        assert_eq!(c(b"hunter2"), Shape::NoOtp(7));
+        assert_eq!(c(b""), Shape::Empty);
+        assert_eq!(c(b"\xff\xfe password"), Shape::NotUtf8(11));
+        assert_eq!(c(&[b'c'; MAX_ANSWER + 1]), Shape::TooLong(MAX_ANSWER + 1));
+        assert_eq!(c(SSHD_FAKE_PASSWORD), Shape::SshdPlaceholder);
+        let placeholder_44: Vec<u8> = SSHD_FAKE_PASSWORD
+            .iter()
+            .cycle()
+            .take(44)
+            .copied()
+            .collect();
+        assert_eq!(c(&placeholder_44), Shape::SshdPlaceholder);
+        // Another public id length moves every boundary.
+        assert_eq!(classify(&OTP.as_bytes()[4..], 8), Shape::Otp);
+        assert_eq!(
+            classify(OTP.as_bytes(), 8),
+            Shape::PasswordThenOtp { password_len: 4 }
+        );
+        // Reasons carry lengths, never the text.
+        assert!(!Shape::NoOtp(7).describe(44).contains("hunter2"));
+    }
 
     #[test]
     fn sshd_placeholder_at_any_length() {

@@ -91,7 +91,7 @@ fn attempt<H: Host, S: AsRef<str>>(
             token.public_id
         ));
     }
-    validate(host, &settings, &token, record)
+    run_engine(host, &settings, &token, record)
 }
 
 fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
@@ -106,7 +106,9 @@ fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
     }
 }
 
-fn validate<H: Host>(
+/// The engine's verdict on a token already known to be the user's, with
+/// the cloud client built when the mode uses it.
+fn run_engine<H: Host>(
     host: &H,
     settings: &Settings,
     token: &Token,

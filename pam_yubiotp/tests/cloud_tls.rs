@@ -1,11 +1,6 @@
 //! HTTPS: certificate checks, trust anchors from `cafile`/`capath` only
 //! (plus the fixed system bundle), SNI.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 mod cloud_common;
 
@@ -29,7 +24,7 @@ fn pki() -> &'static Pki {
     static P: OnceLock<Pki> = OnceLock::new();
     P.get_or_init(|| {
         let pki = TestPki::generate().unwrap();
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = yubiotp_testsupport::tempdir();
         let cafile = pki.write_ca(dir.path()).unwrap();
         let capath = dir.path().join("capath");
         std::fs::create_dir(&capath).unwrap();
@@ -220,7 +215,7 @@ fn a_ca_file_others_could_write_is_not_trusted() {
     assert_no_answer(&v);
     assert!(log.text().contains("cafile"), "{}", log.text());
 
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     let writable = dir.path().join("ca.pem");
     std::fs::write(&writable, &pki().pki.ca_pem).unwrap();
     std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o664)).unwrap();

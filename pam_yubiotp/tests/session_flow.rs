@@ -2,12 +2,7 @@
 //! §5 path and the §6 rows that libpam cannot easily provoke (a failing
 //! pam_set_item, an unreadable PAM_AUTHTOK, pam_get_user failures). The
 //! fake asserts on drop that every scripted step was consumed.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -20,6 +15,7 @@ use pam_yubiotp::secret::SecretBytes;
 use pam_yubiotp::session::authenticate;
 use pam_yubiotp::store::{CounterStore, KeyStore};
 use yubiotp_core::{AesKey, Counter, KeyMaterial, PrivateId, PublicId, mint_token};
+use yubiotp_testsupport::CapturedLog;
 
 #[derive(Debug)]
 enum Step {
@@ -31,14 +27,14 @@ enum Step {
 
 struct FakeHost {
     steps: RefCell<VecDeque<Step>>,
-    logs: RefCell<Vec<(Level, String)>>,
+    logs: CapturedLog<Level>,
 }
 
 impl FakeHost {
     fn new(steps: Vec<Step>) -> Self {
         Self {
             steps: RefCell::new(steps.into()),
-            logs: RefCell::new(Vec::new()),
+            logs: CapturedLog::default(),
         }
     }
     fn next(&self, what: &str) -> Step {
@@ -48,12 +44,7 @@ impl FakeHost {
             .unwrap_or_else(|| panic!("unscripted call: {what}"))
     }
     fn log_text(&self) -> String {
-        self.logs
-            .borrow()
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.logs.text()
     }
 }
 
@@ -71,7 +62,7 @@ impl Drop for FakeHost {
 
 impl Log for FakeHost {
     fn log(&self, level: Level, line: &str) {
-        self.logs.borrow_mut().push((level, line.to_string()));
+        self.logs.push(level, line);
     }
 }
 
@@ -126,7 +117,7 @@ struct Fixture {
 impl Fixture {
     /// Local mode, central authfile mapping `root` (a user every system has).
     fn new() -> Self {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = yubiotp_testsupport::tempdir();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let id = PublicId::from_array([0, 0, 1, 2, 3, 4]);
         let key = KeyMaterial {
@@ -195,10 +186,9 @@ fn prompt_success_and_one_summary_line() {
     assert_eq!(o.pam_code(), code::SUCCESS, "{o:?}\n{}", h.log_text());
     let summaries: Vec<_> = h
         .logs
-        .borrow()
-        .iter()
+        .lines()
+        .into_iter()
         .filter(|(_, l)| l.contains("outcome="))
-        .cloned()
         .collect();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].0, Level::Notice);
@@ -360,7 +350,7 @@ fn debug_adds_lines_but_no_secrets() {
     assert_eq!(run(&mut h, &f.args(&["debug"])).pam_code(), code::SUCCESS);
     let logs = h.log_text();
     assert!(
-        h.logs.borrow().iter().any(|(l, _)| *l == Level::Debug),
+        h.logs.lines().iter().any(|(l, _)| *l == Level::Debug),
         "{logs}"
     );
     assert!(!logs.contains("hunter2"));

@@ -4,13 +4,6 @@
 //! executes the C test application `pam_driver` against the built
 //! `libpam_yubiotp.so` through the real libpam. No root-owned system file
 //! is read or changed; the tests need no root except where they chown.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_debug_implementations
-)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -82,16 +75,6 @@ pub fn repo_file(rel: &str) -> String {
 /// The compiled C test application.
 pub fn driver_path() -> PathBuf {
     PathBuf::from(env!("PAM_DRIVER"))
-}
-
-/// A directory for test worlds whose ancestors are root-owned and not
-/// world-writable (unlike /tmp), as the module's checks require.
-pub fn scratch_root() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let root = exe.parent().unwrap().parent().unwrap().join("e2e-tmp");
-    fs::create_dir_all(&root).unwrap();
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-    root
 }
 
 /// True when running as root (chown, per-user identity switching).
@@ -259,10 +242,7 @@ impl Run {
 
     /// The syslog lines (pam_wrapper echoes `pam_syslog` as `SYSLOG(prio)`).
     pub fn log_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.contains("SYSLOG("))
-            .collect()
+        yubiotp_testsupport::pam_wrapper_syslog(&self.stderr)
     }
 
     /// Everything the run showed anyone: stdout, stderr, prompts, messages.
@@ -322,7 +302,7 @@ impl Default for World {
 impl World {
     /// A new empty world.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir_in(scratch_root()).unwrap();
+        let dir = yubiotp_testsupport::tempdir();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let mk = |name: &str, mode: u32| {
             let p = dir.path().join(name);

@@ -1,12 +1,6 @@
 //! `mode=cloud` and `mode=hybrid` end to end: the built module through the
 //! real libpam (pam_wrapper, nss_wrapper) against our loopback Validation
 //! Protocol 2.0 servers (testsupport), plain HTTP and HTTPS.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 
@@ -309,31 +303,84 @@ fn hybrid_cloud_ok_advances_local_counters_so_the_fallback_refuses_it() {
         "committed before success"
     );
     // Now the network is gone: the OTP the cloud accepted is a replay locally.
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}/v", l.local_addr().unwrap().port())
-    };
     s.w.write_config(
         &fs::read_to_string(s.w.config())
             .unwrap()
-            .replace(&m.url(), &down),
+            .replace(&m.url(), &closed_url()),
     );
     auth(&s.w, &otp).assert_refused(code::AUTH_ERR);
     // A fresh one still works offline.
     assert_eq!(auth(&s.w, &s.alice.next()).auth(), code::SUCCESS);
 }
 
+/// The URL of a port that was just closed: connection refused.
+fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}/v", l.local_addr().unwrap().port())
+}
+
 #[test]
 fn hybrid_definitive_reject_never_falls_back() {
+    // BAD_OTP, and a REPLAYED_OTP not signed with our key: a reject that
+    // leaves the local state alone.
+    for b in [
+        Behavior::status("BAD_OTP"),
+        Behavior::StatusEmptyKey("REPLAYED_OTP".into()),
+    ] {
+        let m = server(b);
+        let mut s = setup("hybrid", &[m.url()], "");
+        auth(&s.w, &s.alice.next()).assert_refused(code::AUTH_ERR);
+        let counters = CounterStore::open(&s.w.state).unwrap();
+        assert_eq!(
+            counters.read(&s.alice.id).unwrap(),
+            Counter::new(1, 0),
+            "local state untouched"
+        );
+    }
+}
+
+/// SPEC §1: a fallback never accepts an OTP the cloud already saw. A
+/// signed REPLAYED_OTP echoing our otp and nonce, for a key held locally
+/// whose local check passes, commits those counters before the reject.
+#[test]
+fn hybrid_signed_replayed_otp_advances_local_counters() {
     let m = server(Behavior::status("REPLAYED_OTP"));
     let mut s = setup("hybrid", &[m.url()], "");
-    auth(&s.w, &s.alice.next()).assert_refused(code::AUTH_ERR);
-    let counters = CounterStore::open(&s.w.state).unwrap();
-    assert_eq!(
-        counters.read(&s.alice.id).unwrap(),
-        Counter::new(1, 0),
-        "local state untouched"
+    let otp = s.alice.next();
+    let r = auth(&s.w, &otp);
+    r.assert_refused(code::AUTH_ERR);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.contains("local counters advanced")),
+        "{:?}",
+        r.log_lines()
     );
+    let counters = CounterStore::open(&s.w.state).unwrap();
+    assert_eq!(counters.read(&s.alice.id).unwrap(), s.alice.counter);
+    // The cloud is gone: the fallback refuses the OTP the cloud had seen.
+    s.w.write_config(
+        &fs::read_to_string(s.w.config())
+            .unwrap()
+            .replace(&m.url(), &closed_url()),
+    );
+    let r = auth(&s.w, &otp);
+    r.assert_refused(code::AUTH_ERR);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.contains("trying the local key store"))
+    );
+    // A fresh OTP still works offline.
+    assert_eq!(auth(&s.w, &s.alice.next()).auth(), code::SUCCESS);
+
+    // An unwritable local state: the replay cannot be recorded, so the
+    // attempt is unavailable (never success), and the state is not torn.
+    let m = server(Behavior::status("REPLAYED_OTP"));
+    let mut s = setup("hybrid", &[m.url()], "");
+    let counters = CounterStore::open(&s.w.state).unwrap();
+    yubiotp_tests::write_mode(&counters.path_of(&s.alice.id), b"garbage", 0o600);
+    auth(&s.w, &s.alice.next()).assert_refused(code::AUTHINFO_UNAVAIL);
 }
 
 #[test]
@@ -348,7 +395,7 @@ fn hybrid_commit_failure_is_unavailable() {
 
 /// A scratch dir holding a fresh test CA's `ca.pem`: (dir, PKI, cafile).
 fn test_ca() -> (tempfile::TempDir, TestPki, std::path::PathBuf) {
-    let dir = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     let pki = TestPki::generate().unwrap();
     let cafile = pki.write_ca(dir.path()).unwrap();
     (dir, pki, cafile)

@@ -6,16 +6,10 @@
 //! - the committed roff pages are the build of their Markdown sources;
 //! - every example in `etc/` parses with the library (the TOML file, the
 //!   module arguments on every `pam_yubiotp.so` line, the mapping example),
-//!   and the SSH recipes pass `pam_yubiotp::sshcheck`;
+//!   and the SSH recipes pass `ykmap ssh check`'s checker (`ykmap::ssh`);
 //! - every recipe block in `docs/recipes.md` is identical to its `etc/` file.
 //!
 //! None of this needs root or libpam.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 
@@ -23,7 +17,7 @@ use std::process::Command;
 
 use pam_yubiotp::config::{ArgOverrides, KNOWN_ARGS, KNOWN_KEYS, parse_args, parse_file, resolve};
 use pam_yubiotp::mapping::parse_mapping;
-use pam_yubiotp::sshcheck;
+use ykmap::ssh;
 use yubiotp_tests::{repo, repo_file};
 
 fn files_in(rel: &str) -> Vec<String> {
@@ -487,26 +481,26 @@ fn ssh_recipes_pass_the_checker() {
         ),
     ] {
         let sshd_t = with_drop_in(&repo_file(conf));
-        let problems = sshcheck::check(&sshd_t, &repo_file(stack));
+        let problems = ssh::check(&sshd_t, &repo_file(stack));
         assert!(problems.is_empty(), "{conf} + {stack}: {problems:#?}");
         // Without the drop-in, the stock sshd settings are wrong for it.
-        assert!(!sshcheck::check(DEBIAN_SSHD_T, &repo_file(stack)).is_empty());
+        assert!(!ssh::check(DEBIAN_SSHD_T, &repo_file(stack)).is_empty());
     }
     assert_eq!(
-        sshcheck::recipe(&sshcheck::parse_sshd_t(&with_drop_in(&repo_file(
+        ssh::recipe(&ssh::parse_sshd_t(&with_drop_in(&repo_file(
             "etc/sshd_config.d/yubiotp-key-then-otp.conf"
         )))),
-        sshcheck::Recipe::KeyThenOtp
+        ssh::Recipe::KeyThenOtp
     );
     // Key-then-OTP settings with the password+OTP stack: the key, then
     // password and OTP at one prompt (three factors) is allowed; the same
     // with common-auth before the module asks the password twice: caught.
-    let crossed = sshcheck::check(
+    let crossed = ssh::check(
         &with_drop_in(&repo_file("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
         &repo_file("etc/pam.d/sshd.password-otp"),
     );
     assert!(crossed.is_empty(), "{crossed:#?}");
-    let stock = sshcheck::check(
+    let stock = ssh::check(
         &with_drop_in(&repo_file("etc/sshd_config.d/yubiotp-key-then-otp.conf")),
         &repo_file("etc/pam.d/sshd.password-otp").replace(
             "auth       requisite    pam_yubiotp.so",
@@ -514,7 +508,7 @@ fn ssh_recipes_pass_the_checker() {
         ),
     );
     assert_eq!(stock.len(), 1, "{stock:#?}");
-    assert_eq!(stock[0].kind, sshcheck::ProblemKind::PasswordAsked);
+    assert_eq!(stock[0].kind, ssh::ProblemKind::PasswordAsked);
 }
 
 #[test]

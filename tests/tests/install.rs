@@ -7,12 +7,6 @@
 //! directory holding the built module (and a stand-in ykmap), so they do not
 //! need a release build; `make_install_uninstall_and_deb` runs the real
 //! `make install`, `make uninstall` and `make deb` (release build included).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use yubiotp_tests::{is_root, module_path, repo, scratch_root};
+use yubiotp_tests::{is_root, module_path, repo};
 
 /// One entry of a tree snapshot: kind, permission bits, owner, content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,7 +264,7 @@ fn check_installed(
 
 #[test]
 fn install_into_empty_destdir_then_uninstall_leaves_nothing() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), true);
     let before = BTreeMap::new();
@@ -304,7 +298,7 @@ fn install_into_empty_destdir_then_uninstall_leaves_nothing() {
 
 #[test]
 fn uninstall_keeps_keys_state_and_edited_config_and_what_was_there() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), false);
     // Pre-existing: an unrelated man page, an edited config with its dir.
@@ -367,7 +361,7 @@ fn uninstall_keeps_keys_state_and_edited_config_and_what_was_there() {
 
 #[test]
 fn an_installed_config_is_kept_once_edited() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), false);
     succeeded(&script("install.sh", &dest, &target, &[]));
@@ -390,7 +384,7 @@ fn an_installed_config_is_kept_once_edited() {
 
 #[test]
 fn prefix_and_pamdir_are_honoured() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), true);
     let extra = [("PREFIX", "/usr/local"), ("PAMDIR", "/usr/lib/security")];
@@ -419,7 +413,7 @@ fn prefix_and_pamdir_are_honoured() {
 
 #[test]
 fn uninstall_refuses_while_a_pam_stack_uses_the_module() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), false);
     succeeded(&script("install.sh", &dest, &target, &[]));
@@ -464,7 +458,7 @@ fn uninstall_refuses_while_a_pam_stack_uses_the_module() {
 
 #[test]
 fn uninstall_refuses_a_tampered_manifest() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let target = fake_target(tmp.path(), false);
     succeeded(&script("install.sh", &dest, &target, &[]));
@@ -491,7 +485,7 @@ fn uninstall_refuses_a_tampered_manifest() {
 
 #[test]
 fn install_refuses_without_a_built_module() {
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     let out = script("install.sh", &dest, &tmp.path().join("no-target"), &[]);
     assert!(!out.status.success());
@@ -543,7 +537,7 @@ fn make_install_uninstall_and_deb() {
         eprintln!("SKIP: make not installed");
         return;
     }
-    let tmp = tempfile::tempdir_in(scratch_root()).unwrap();
+    let tmp = yubiotp_testsupport::tempdir();
     let dest = tmp.path().join("root");
     succeeded(&make(&["install"], &dest));
     let after = snapshot(&dest);

@@ -1,12 +1,6 @@
 //! `mode=local` end to end: the built module through the real libpam
 //! (pam_wrapper for service files and log capture, nss_wrapper for users),
 //! one SPEC §6 row or security-catalogue case per test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -294,6 +288,42 @@ fn nullok_ignores_only_users_positively_without_keys() {
             .any(|l| l.contains("outcome=authinfo_unavail"))
     );
     auth(&s.w, "alice", "x").assert_refused(code::AUTHINFO_UNAVAIL);
+}
+
+/// A separator typo in the central file (`daemon ccccccdbjrgf`) must not
+/// make `daemon` keyless: in the stack an admin writes for nullok, that
+/// would log them in with no OTP asked.
+#[test]
+fn separator_typo_never_drops_the_second_factor() {
+    let mut s = setup_with("nullok");
+    s.w.add_user("daemon", 2010);
+    s.w.service(
+        "yubiotp-test",
+        "auth [success=done ignore=ignore default=die] @MODULE@ @CONFIG@ nullok\nauth required pam_permit.so\n",
+    );
+    let good = fs::read_to_string(s.w.authfile()).unwrap();
+    for sep in [" ", ";", "=", ",", " ; "] {
+        s.w.write_authfile(&format!("{good}daemon{sep}{}\n", s.bob.id));
+        let r = auth(&s.w, "daemon", "x");
+        r.assert_refused(code::AUTHINFO_UNAVAIL);
+        assert!(r.prompts.is_empty(), "no prompt: {sep:?}");
+        assert!(
+            r.log_lines()
+                .iter()
+                .any(|l| l.contains("line 4") && l.contains("use ':' between the user")),
+            "{sep:?}: {:?}",
+            r.log_lines()
+        );
+        // carol (no line at all) is keyless too, so equally unavailable.
+        auth(&s.w, "carol", "x").assert_refused(code::AUTHINFO_UNAVAIL);
+        // Keyed users are unaffected.
+        let otp = s.alice.next();
+        assert_eq!(auth(&s.w, "alice", otp.as_str()).auth(), code::SUCCESS);
+    }
+    // Fixed, daemon has bob's key and no way around it.
+    s.w.write_authfile(&format!("{good}daemon:{}\n", s.bob.id));
+    auth(&s.w, "daemon", "x").assert_refused(code::AUTH_ERR);
+    assert_eq!(auth(&s.w, "carol", "x").auth(), code::SUCCESS, "nullok");
 }
 
 #[test]

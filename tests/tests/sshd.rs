@@ -20,12 +20,6 @@
 //! /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, /etc/pam.d and
 //! /etc/ssh are byte-for-byte as before. The sshd it starts is killed on
 //! every path (a Drop guard on its process group); every wait is bounded.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -37,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use pam_yubiotp::sshcheck;
 use pam_yubiotp::store::CounterStore;
+use ykmap::ssh;
 use yubiotp_core::Counter;
 use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root, repo_file};
 
@@ -321,7 +315,7 @@ impl WrapperLock {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(yubiotp_tests::scratch_root().join("pam_wrapper.lock"))
+            .open(yubiotp_testsupport::scratch_root().join("pam_wrapper.lock"))
             .unwrap();
         f.lock().unwrap();
         Self(f)
@@ -690,11 +684,11 @@ fn key_then_otp(s: &mut Site) {
     let methods = "publickey,keyboard-interactive";
 
     // The live setup passes the checker (real sshd -T, the private stack).
-    let problems = sshcheck::read_and_check_with(&sshcheck::ReadOptions {
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
         sshd_config: Some(s.dir.join("sshd_config")),
         user: Some(s.user.name.clone()),
         pam_dir: s.pam_dir.clone(),
-        ..sshcheck::ReadOptions::default()
+        ..ssh::ReadOptions::default()
     })
     .unwrap();
     assert!(problems.is_empty(), "{problems:#?}");
@@ -757,11 +751,11 @@ fn password_otp(s: &mut Site) {
     let sshd = s.start(drop_in, stack);
     let methods = "password";
 
-    let problems = sshcheck::read_and_check_with(&sshcheck::ReadOptions {
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
         sshd_config: Some(s.dir.join("sshd_config")),
         user: Some(s.user.name.clone()),
         pam_dir: s.pam_dir.clone(),
-        ..sshcheck::ReadOptions::default()
+        ..ssh::ReadOptions::default()
     })
     .unwrap();
     assert!(problems.is_empty(), "{problems:#?}");

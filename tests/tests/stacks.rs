@@ -25,12 +25,6 @@
 //!
 //! Negative cases assert that the stack's result is neither PAM_SUCCESS nor
 //! PAM_IGNORE (and, where it matters, which prompts were shown).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -221,207 +215,248 @@ fn refused(r: &Run, expected_prompts: &[&str]) {
     assert_eq!(prompts(r), expected_prompts, "{}", r.everything());
 }
 
-// ---------------------------------------------------------------- sudo
+// ---------------------------------------------------------------- the example stacks
 
-#[test]
-fn sudo_otp_only() {
-    let mut f = fixture();
-    install_example(&f, "sudo", "sudo.otp-only");
-    let otp = f.alice.next();
-    ok(&run(&f, "sudo", "alice", &[&otp]), &[OTP_PROMPT]);
-    refused(&run(&f, "sudo", "alice", &[&otp]), &[OTP_PROMPT]); // replay
-    let bobs = f.bob.next();
-    refused(&run(&f, "sudo", "alice", &[&bobs]), &[OTP_PROMPT]); // someone else's key
-    refused(&run(&f, "sudo", "alice", &[""]), &[OTP_PROMPT]);
-    refused(&run(&f, "sudo", "alice", &[ALICE_PW]), &[OTP_PROMPT]); // the password is not an OTP
-    refused(&run(&f, "sudo", "carol", &["x"]), &[]); // no key: not even asked
-    refused(&run(&f, "sudo", "mallory", &["x"]), &[]);
-    // Bob's OTP was never consumed by alice's attempt.
-    ok(&run(&f, "sudo", "bob", &[&bobs]), &[OTP_PROMPT]);
+/// Whose key an OTP answer is minted with.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Alice,
+    Bob,
+    Root,
 }
 
-#[test]
-fn sudo_password_then_otp() {
-    let mut f = fixture();
-    install_example(&f, "sudo", "sudo.password-then-otp");
-    let otp = f.alice.next();
-    // A wrong password stops at common-auth: the OTP is not asked, not used.
-    refused(&run(&f, "sudo", "alice", &["wrong", &otp]), &[PW_PROMPT]);
-    ok(
-        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    ); // replay
-    let malformed = &otp[..43];
-    refused(
-        &run(&f, "sudo", "alice", &[ALICE_PW, malformed]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    // carol has a password but no key: refused without an OTP prompt.
-    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+/// One conversation answer of a step.
+#[derive(Debug, Clone, Copy)]
+enum A {
+    /// This text.
+    Text(&'static str),
+    /// A fresh OTP of the key (its counter advances).
+    Fresh(Who),
+    /// The key's last fresh OTP again.
+    Last(Who),
+    /// The key's last fresh OTP cut to 43 characters (malformed).
+    LastCut(Who),
+    /// The key's OTP at counter 1/0, older than its stored state.
+    Stale(Who),
+    /// The text followed by a fresh OTP (one answer, as sshd's one prompt).
+    TextFresh(&'static str, Who),
+    /// The text followed by the key's last fresh OTP.
+    TextLast(&'static str, Who),
 }
 
-#[test]
-fn sudo_password_then_otp_nullok() {
-    let mut f = fixture();
-    install_example(&f, "sudo", "sudo.password-then-otp-nullok");
-    let otp = f.alice.next();
-    ok(
-        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    let alice_otp = f.alice.next();
-    refused(
-        &run(&f, "sudo", "alice", &["wrong", &alice_otp]),
-        &[PW_PROMPT],
-    );
-    // A user with a key cannot skip the OTP by answering nothing.
-    refused(
-        &run(&f, "sudo", "alice", &[ALICE_PW, ""]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    // carol (no key): the password alone, and only the right one.
-    ok(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
-    refused(&run(&f, "sudo", "carol", &["wrong"]), &[PW_PROMPT]);
-    // An insecure mapping is never "no key": carol is refused then.
-    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o666)).unwrap();
-    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
-    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o644)).unwrap();
-    // A missing mapping neither.
-    fs::rename(f.w.authfile(), f.w.dir.path().join("moved")).unwrap();
-    refused(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+/// One step of a case: a run with its expected result and prompts, or a
+/// change to the world between runs.
+#[derive(Debug)]
+enum Step {
+    /// `user` authenticates with these answers and succeeds, having been
+    /// shown exactly these (echo-off) prompts.
+    Ok(&'static str, &'static [A], &'static [&'static str]),
+    /// `user` is refused (neither PAM_SUCCESS nor PAM_IGNORE) after exactly
+    /// these prompts.
+    Refused(&'static str, &'static [A], &'static [&'static str]),
+    /// su only: root itself asks for `user`; pam_rootok lets it through
+    /// without a prompt.
+    OkAsRoot(&'static str),
+    /// The central mapping gets this mode.
+    MappingMode(u32),
+    /// The central mapping is moved away (missing).
+    MoveMapping,
+    /// The step, this many times.
+    Repeat(usize, &'static Step),
 }
 
-#[test]
-fn sudo_otp_only_faillock() {
-    let mut f = fixture();
-    install_example(&f, "sudo", "sudo.otp-only-faillock");
-    let alice_otp = f.alice.next();
-    ok(&run(&f, "sudo", "alice", &[&alice_otp]), &[OTP_PROMPT]);
-    // Server or file failures are not counted: bob's mapping turns insecure
-    // three times, then a fresh OTP still works.
-    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o666)).unwrap();
-    for _ in 0..3 {
-        refused(&run(&f, "sudo", "bob", &["x"]), &[]);
-    }
-    fs::set_permissions(f.w.authfile(), fs::Permissions::from_mode(0o644)).unwrap();
-    let bob_otp = f.bob.next();
-    ok(&run(&f, "sudo", "bob", &[&bob_otp]), &[OTP_PROMPT]);
-    // Three wrong OTPs lock alice out: even a fresh OTP is then refused,
-    // without a prompt and without being used up.
-    let stale = f.alice.otp_at(Counter::new(1, 0));
-    for _ in 0..3 {
-        refused(&run(&f, "sudo", "alice", &[&stale]), &[OTP_PROMPT]);
-    }
-    let fresh = f.alice.next();
-    refused(&run(&f, "sudo", "alice", &[&fresh]), &[]);
-    // bob is not affected.
-    let bob_otp = f.bob.next();
-    ok(&run(&f, "sudo", "bob", &[&bob_otp]), &[OTP_PROMPT]);
+/// One example stack of etc/pam.d run under its service name.
+#[derive(Debug)]
+struct Case {
+    /// The file in etc/pam.d.
+    example: &'static str,
+    /// The PAM service it is installed as ("su": run setuid, see su_fixture).
+    service: &'static str,
+    steps: &'static [Step],
 }
 
-// ---------------------------------------------------------------- login
+use A::{Fresh, Last, LastCut, Stale, Text, TextFresh, TextLast};
+use Step::{MappingMode, MoveMapping, OkAsRoot, Refused, Repeat};
+use Who::{Alice, Bob, Root};
 
-#[test]
-fn login_otp_only() {
-    let mut f = fixture();
-    install_example(&f, "login", "login.otp-only");
-    let otp = f.alice.next();
-    ok(&run(&f, "login", "alice", &[&otp]), &[OTP_PROMPT]);
-    refused(&run(&f, "login", "alice", &[&otp]), &[OTP_PROMPT]);
-    refused(&run(&f, "login", "alice", &[ALICE_PW]), &[OTP_PROMPT]);
-    refused(&run(&f, "login", "carol", &[CAROL_PW]), &[]);
-}
+const OTP_ONLY: &[&str] = &[OTP_PROMPT];
+const PW_ONLY: &[&str] = &[PW_PROMPT];
+const PW_OTP: &[&str] = &[PW_PROMPT, OTP_PROMPT];
+const NONE: &[&str] = &[];
+const PW_AND_OTP_PROMPT: &str = "Password and YubiKey OTP: ";
+const ONE_PROMPT: &[&str] = &[PW_AND_OTP_PROMPT];
 
-#[test]
-fn login_password_then_otp() {
-    let mut f = fixture();
-    install_example(&f, "login", "login.password-then-otp");
-    let otp = f.alice.next();
-    refused(&run(&f, "login", "alice", &["wrong", &otp]), &[PW_PROMPT]);
-    ok(
-        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(&run(&f, "login", "carol", &[CAROL_PW]), &[PW_PROMPT]);
-}
-
-#[test]
-fn login_password_then_otp_nullok() {
-    let mut f = fixture();
-    install_example(&f, "login", "login.password-then-otp-nullok");
-    let otp = f.alice.next();
-    ok(
-        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &run(&f, "login", "alice", &[ALICE_PW, &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    ok(&run(&f, "login", "carol", &[CAROL_PW]), &[PW_PROMPT]);
-    refused(&run(&f, "login", "carol", &["wrong"]), &[PW_PROMPT]);
-}
-
-// ---------------------------------------------------------------- sshd (through libpam; real sshd in sshd.rs)
-
-#[test]
-fn sshd_key_then_otp_stack_asks_only_the_otp() {
-    let mut f = fixture();
-    install_example(&f, "sshd", "sshd.key-then-otp");
-    let otp = f.alice.next();
-    ok(&run(&f, "sshd", "alice", &[&otp]), &[OTP_PROMPT]);
-    refused(&run(&f, "sshd", "alice", &[&otp]), &[OTP_PROMPT]);
-    refused(&run(&f, "sshd", "alice", &[ALICE_PW]), &[OTP_PROMPT]);
-    refused(&run(&f, "sshd", "carol", &[CAROL_PW]), &[]);
-}
-
-#[test]
-fn sshd_password_otp_stack_one_prompt() {
-    let mut f = fixture();
-    install_example(&f, "sshd", "sshd.password-otp");
-    let prompt = "Password and YubiKey OTP: ";
-    let otp = f.alice.next();
-    ok(
-        &run(&f, "sshd", "alice", &[&format!("{ALICE_PW}{otp}")]),
-        &[prompt],
-    );
-    // Replayed OTP with the right password: refused before pam_unix.
-    refused(
-        &run(&f, "sshd", "alice", &[&format!("{ALICE_PW}{otp}")]),
-        &[prompt],
-    );
-    // Wrong password with a fresh OTP: pam_unix refuses.
-    let alice_otp = f.alice.next();
-    refused(
-        &run(&f, "sshd", "alice", &[&format!("wrong{}", alice_otp)]),
-        &[prompt],
-    );
-    // The OTP alone is not enough: pam_unix use_first_pass has no password.
-    let alice_otp = f.alice.next();
-    refused(&run(&f, "sshd", "alice", &[&alice_otp]), &[prompt]);
-    // The password alone neither.
-    refused(&run(&f, "sshd", "alice", &[ALICE_PW]), &[prompt]);
-    // sshd's placeholder password for invalid users.
-    refused(
-        &run(&f, "sshd", "alice", &["\u{8}\n\r\u{7f}INCORRECT"]),
-        &[prompt],
-    );
-    refused(&run(&f, "sshd", "carol", &[CAROL_PW]), &[]);
-}
-
-// ---------------------------------------------------------------- su (setuid, like su(1))
+/// Every example stack with its success and failure cases.
+const CASES: &[Case] = &[
+    // ------------------------------------------------------------ sudo
+    Case {
+        example: "sudo.otp-only",
+        service: "sudo",
+        steps: &[
+            Step::Ok("alice", &[Fresh(Alice)], OTP_ONLY),
+            Refused("alice", &[Last(Alice)], OTP_ONLY), // replay
+            Refused("alice", &[Fresh(Bob)], OTP_ONLY),  // someone else's key
+            Refused("alice", &[Text("")], OTP_ONLY),
+            Refused("alice", &[Text(ALICE_PW)], OTP_ONLY), // the password is not an OTP
+            Refused("carol", &[Text("x")], NONE),          // no key: not even asked
+            Refused("mallory", &[Text("x")], NONE),
+            // Bob's OTP was never consumed by alice's attempt.
+            Step::Ok("bob", &[Last(Bob)], OTP_ONLY),
+        ],
+    },
+    Case {
+        example: "sudo.password-then-otp",
+        service: "sudo",
+        steps: &[
+            // A wrong password stops at common-auth: the OTP is not asked, not used.
+            Refused("alice", &[Text("wrong"), Fresh(Alice)], PW_ONLY),
+            Step::Ok("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP),
+            Refused("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP), // replay
+            Refused("alice", &[Text(ALICE_PW), LastCut(Alice)], PW_OTP),
+            // carol has a password but no key: refused without an OTP prompt.
+            Refused("carol", &[Text(CAROL_PW)], PW_ONLY),
+        ],
+    },
+    Case {
+        example: "sudo.password-then-otp-nullok",
+        service: "sudo",
+        steps: &[
+            Step::Ok("alice", &[Text(ALICE_PW), Fresh(Alice)], PW_OTP),
+            Refused("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP),
+            Refused("alice", &[Text("wrong"), Fresh(Alice)], PW_ONLY),
+            // A user with a key cannot skip the OTP by answering nothing.
+            Refused("alice", &[Text(ALICE_PW), Text("")], PW_OTP),
+            // carol (no key): the password alone, and only the right one.
+            Step::Ok("carol", &[Text(CAROL_PW)], PW_ONLY),
+            Refused("carol", &[Text("wrong")], PW_ONLY),
+            // An insecure mapping is never "no key": carol is refused then.
+            MappingMode(0o666),
+            Refused("carol", &[Text(CAROL_PW)], PW_ONLY),
+            MappingMode(0o644),
+            // A missing mapping neither.
+            MoveMapping,
+            Refused("carol", &[Text(CAROL_PW)], PW_ONLY),
+        ],
+    },
+    Case {
+        example: "sudo.otp-only-faillock",
+        service: "sudo",
+        steps: &[
+            Step::Ok("alice", &[Fresh(Alice)], OTP_ONLY),
+            // Server or file failures are not counted: bob's mapping turns
+            // insecure three times, then a fresh OTP still works.
+            MappingMode(0o666),
+            Repeat(3, &Refused("bob", &[Text("x")], NONE)),
+            MappingMode(0o644),
+            Step::Ok("bob", &[Fresh(Bob)], OTP_ONLY),
+            // Three wrong OTPs lock alice out: even a fresh OTP is then
+            // refused, without a prompt and without being used up.
+            Repeat(3, &Refused("alice", &[Stale(Alice)], OTP_ONLY)),
+            Refused("alice", &[Fresh(Alice)], NONE),
+            // bob is not affected.
+            Step::Ok("bob", &[Fresh(Bob)], OTP_ONLY),
+        ],
+    },
+    // ------------------------------------------------------------ login
+    Case {
+        example: "login.otp-only",
+        service: "login",
+        steps: &[
+            Step::Ok("alice", &[Fresh(Alice)], OTP_ONLY),
+            Refused("alice", &[Last(Alice)], OTP_ONLY),
+            Refused("alice", &[Text(ALICE_PW)], OTP_ONLY),
+            Refused("carol", &[Text(CAROL_PW)], NONE),
+        ],
+    },
+    Case {
+        example: "login.password-then-otp",
+        service: "login",
+        steps: &[
+            Refused("alice", &[Text("wrong"), Fresh(Alice)], PW_ONLY),
+            Step::Ok("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP),
+            Refused("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP),
+            Refused("carol", &[Text(CAROL_PW)], PW_ONLY),
+        ],
+    },
+    Case {
+        example: "login.password-then-otp-nullok",
+        service: "login",
+        steps: &[
+            Step::Ok("alice", &[Text(ALICE_PW), Fresh(Alice)], PW_OTP),
+            Refused("alice", &[Text(ALICE_PW), Last(Alice)], PW_OTP),
+            Step::Ok("carol", &[Text(CAROL_PW)], PW_ONLY),
+            Refused("carol", &[Text("wrong")], PW_ONLY),
+        ],
+    },
+    // ------------------------------------------------------------ sshd (through libpam; real sshd in sshd.rs)
+    Case {
+        // The key-then-OTP stack asks only the OTP.
+        example: "sshd.key-then-otp",
+        service: "sshd",
+        steps: &[
+            Step::Ok("alice", &[Fresh(Alice)], OTP_ONLY),
+            Refused("alice", &[Last(Alice)], OTP_ONLY),
+            Refused("alice", &[Text(ALICE_PW)], OTP_ONLY),
+            Refused("carol", &[Text(CAROL_PW)], NONE),
+        ],
+    },
+    Case {
+        // The password+OTP stack: one prompt.
+        example: "sshd.password-otp",
+        service: "sshd",
+        steps: &[
+            Step::Ok("alice", &[TextFresh(ALICE_PW, Alice)], ONE_PROMPT),
+            // Replayed OTP with the right password: refused before pam_unix.
+            Refused("alice", &[TextLast(ALICE_PW, Alice)], ONE_PROMPT),
+            // Wrong password with a fresh OTP: pam_unix refuses.
+            Refused("alice", &[TextFresh("wrong", Alice)], ONE_PROMPT),
+            // The OTP alone is not enough: pam_unix use_first_pass has no password.
+            Refused("alice", &[Fresh(Alice)], ONE_PROMPT),
+            // The password alone neither.
+            Refused("alice", &[Text(ALICE_PW)], ONE_PROMPT),
+            // sshd's placeholder password for invalid users.
+            Refused("alice", &[Text("\u{8}\n\r\u{7f}INCORRECT")], ONE_PROMPT),
+            Refused("carol", &[Text(CAROL_PW)], NONE),
+        ],
+    },
+    // ------------------------------------------------------------ su (setuid, like su(1); needs root)
+    Case {
+        example: "su.otp-only",
+        service: "su",
+        steps: &[
+            Step::Ok("root", &[Fresh(Root)], OTP_ONLY),
+            Refused("root", &[Last(Root)], OTP_ONLY),
+            // alice's key is not root's key: su checks the target user's keys.
+            Refused("root", &[Fresh(Alice)], OTP_ONLY),
+            Refused("root", &[Text("root-pw")], OTP_ONLY),
+            // nobody has no key.
+            Refused("nobody", &[Text("x")], NONE),
+            OkAsRoot("nobody"),
+        ],
+    },
+    Case {
+        example: "su.password-then-otp",
+        service: "su",
+        steps: &[
+            Refused("root", &[Text("wrong"), Fresh(Root)], PW_ONLY),
+            Step::Ok("root", &[Text("root-pw"), Last(Root)], PW_OTP),
+            Refused("root", &[Text("root-pw"), Last(Root)], PW_OTP),
+            Refused("nobody", &[Text("nobody-pw")], PW_ONLY),
+        ],
+    },
+    Case {
+        example: "su.password-then-otp-nullok",
+        service: "su",
+        steps: &[
+            Step::Ok("root", &[Text("root-pw"), Fresh(Root)], PW_OTP),
+            Refused("root", &[Text("root-pw"), Last(Root)], PW_OTP),
+            Refused("root", &[Text("root-pw"), Text("")], PW_OTP),
+            // nobody has no key: the password alone, and only the right one.
+            Step::Ok("nobody", &[Text("nobody-pw")], PW_ONLY),
+            Refused("nobody", &[Text("wrong")], PW_ONLY),
+        ],
+    },
+];
 
 const SU_COMMON_AUTH: &str = "\
 auth\t[success=1 default=ignore]\t@WRAPPER@/pam_matrix.so passdb=@PASSDB@
@@ -454,10 +489,10 @@ fn su_fixture(example_name: &str) -> Option<SuFixture> {
     Some(SuFixture { f, driver })
 }
 
-/// Runs the setuid copy as uid 2001 (su's caller), asking for `target`.
-fn su(s: &SuFixture, target: &str, answers: &[&str]) -> Run {
-    let script = format!("shift; exec {} \"$@\"", s.driver.display());
-    s.f.w.run(
+/// Runs the setuid copy `driver` as uid 2001 (su's caller), asking for `target`.
+fn su(f: &Fixture, driver: &Path, target: &str, answers: &[&str]) -> Run {
+    let script = format!("shift; exec {} \"$@\"", driver.display());
+    f.w.run(
         "su",
         target,
         &RunOpts {
@@ -482,8 +517,8 @@ fn su(s: &SuFixture, target: &str, answers: &[&str]) -> Run {
 }
 
 /// Root itself: pam_rootok lets it through without any prompt.
-fn su_as_root(s: &SuFixture, target: &str) -> Run {
-    s.f.w.run(
+fn su_as_root(f: &Fixture, target: &str) -> Run {
+    f.w.run(
         "su",
         target,
         &RunOpts {
@@ -493,59 +528,114 @@ fn su_as_root(s: &SuFixture, target: &str) -> Run {
     )
 }
 
-#[test]
-fn su_otp_only() {
-    let Some(mut s) = su_fixture("su.otp-only") else {
-        return;
-    };
-    let otp = s.f.root.next();
-    ok(&su(&s, "root", &[&otp]), &[OTP_PROMPT]);
-    refused(&su(&s, "root", &[&otp]), &[OTP_PROMPT]);
-    // alice's key is not root's key: su checks the target user's keys.
-    let alice_otp = s.f.alice.next();
-    refused(&su(&s, "root", &[&alice_otp]), &[OTP_PROMPT]);
-    refused(&su(&s, "root", &["root-pw"]), &[OTP_PROMPT]);
-    // nobody has no key.
-    refused(&su(&s, "nobody", &["x"]), &[]);
-    ok(&su_as_root(&s, "nobody"), &[]);
+/// A case's installed stack and the last OTP minted per key.
+struct Stack {
+    f: Fixture,
+    /// The setuid copy of the test application (su cases only).
+    su_driver: Option<PathBuf>,
+    last: [Option<String>; 3],
 }
 
-#[test]
-fn su_password_then_otp() {
-    let Some(mut s) = su_fixture("su.password-then-otp") else {
-        return;
-    };
-    let otp = s.f.root.next();
-    refused(&su(&s, "root", &["wrong", &otp]), &[PW_PROMPT]);
-    ok(
-        &su(&s, "root", &["root-pw", &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &su(&s, "root", &["root-pw", &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(&su(&s, "nobody", &["nobody-pw"]), &[PW_PROMPT]);
+impl Stack {
+    /// None when the case cannot run here (su without root; reported).
+    fn new(case: &Case) -> Option<Self> {
+        let (f, su_driver) = if case.service == "su" {
+            let SuFixture { f, driver } = su_fixture(case.example)?;
+            (f, Some(driver))
+        } else {
+            let f = fixture();
+            install_example(&f, case.service, case.example);
+            (f, None)
+        };
+        Some(Self {
+            f,
+            su_driver,
+            last: [None, None, None],
+        })
+    }
+
+    fn key(&mut self, who: Who) -> &mut TestKey {
+        match who {
+            Who::Alice => &mut self.f.alice,
+            Who::Bob => &mut self.f.bob,
+            Who::Root => &mut self.f.root,
+        }
+    }
+
+    fn fresh(&mut self, who: Who) -> String {
+        let otp = self.key(who).next();
+        self.last[who as usize] = Some(otp.clone());
+        otp
+    }
+
+    fn last(&self, who: Who) -> String {
+        self.last[who as usize]
+            .clone()
+            .unwrap_or_else(|| panic!("the table uses {who:?}'s last OTP before minting one"))
+    }
+
+    fn answer(&mut self, a: A) -> String {
+        match a {
+            A::Text(t) => t.to_string(),
+            A::Fresh(w) => self.fresh(w),
+            A::Last(w) => self.last(w),
+            A::LastCut(w) => self.last(w)[..43].to_string(),
+            A::Stale(w) => self.key(w).otp_at(Counter::new(1, 0)),
+            A::TextFresh(t, w) => format!("{t}{}", self.fresh(w)),
+            A::TextLast(t, w) => format!("{t}{}", self.last(w)),
+        }
+    }
+
+    fn exec(&mut self, service: &str, user: &str, answers: &[A]) -> Run {
+        let answers: Vec<String> = answers.iter().map(|a| self.answer(*a)).collect();
+        let answers: Vec<&str> = answers.iter().map(String::as_str).collect();
+        match &self.su_driver {
+            Some(driver) => su(&self.f, driver, user, &answers),
+            None => run(&self.f, service, user, &answers),
+        }
+    }
+
+    fn step(&mut self, case: &Case, step: &Step) {
+        eprintln!("{} as {}: {step:?}", case.example, case.service);
+        match step {
+            Step::Ok(user, answers, prompts) => {
+                ok(&self.exec(case.service, user, answers), prompts)
+            }
+            Step::Refused(user, answers, prompts) => {
+                refused(&self.exec(case.service, user, answers), prompts);
+            }
+            Step::OkAsRoot(user) => {
+                assert!(self.su_driver.is_some(), "OkAsRoot is for su cases");
+                ok(&su_as_root(&self.f, user), &[]);
+            }
+            Step::MappingMode(mode) => {
+                fs::set_permissions(self.f.w.authfile(), fs::Permissions::from_mode(*mode))
+                    .unwrap();
+            }
+            Step::MoveMapping => {
+                fs::rename(self.f.w.authfile(), self.f.w.dir.path().join("moved")).unwrap();
+            }
+            Step::Repeat(n, inner) => {
+                for _ in 0..*n {
+                    self.step(case, inner);
+                }
+            }
+        }
+    }
 }
 
+/// The one runner: every case of [`CASES`] on a fresh fixture, step by step
+/// (each step is printed first, so a failure names its case and step).
 #[test]
-fn su_password_then_otp_nullok() {
-    let Some(mut s) = su_fixture("su.password-then-otp-nullok") else {
-        return;
-    };
-    let otp = s.f.root.next();
-    ok(
-        &su(&s, "root", &["root-pw", &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(
-        &su(&s, "root", &["root-pw", &otp]),
-        &[PW_PROMPT, OTP_PROMPT],
-    );
-    refused(&su(&s, "root", &["root-pw", ""]), &[PW_PROMPT, OTP_PROMPT]);
-    // nobody has no key: the password alone, and only the right one.
-    ok(&su(&s, "nobody", &["nobody-pw"]), &[PW_PROMPT]);
-    refused(&su(&s, "nobody", &["wrong"]), &[PW_PROMPT]);
+fn example_stacks() {
+    for case in CASES {
+        let Some(mut stack) = Stack::new(case) else {
+            continue; // su without root: su_fixture printed SKIP
+        };
+        for step in case.steps {
+            stack.step(case, step);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- pam-auth-update
@@ -612,7 +702,7 @@ fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
 
 #[test]
 fn pam_auth_update_profile() {
-    let root = tempfile::tempdir_in(yubiotp_tests::scratch_root()).unwrap();
+    let root = yubiotp_testsupport::tempdir();
     let debconf_before = fs::read("/var/cache/debconf/config.dat").ok();
     let pamd = root.path().join("etc/pam.d");
     // A fresh root: --force writes every common-* from the profiles.
@@ -681,21 +771,8 @@ fn pam_auth_update_profile() {
 
 #[test]
 fn every_example_stack_is_exercised() {
-    // The stacks above by name: a new example without a test fails here.
-    let tested = [
-        "sudo.otp-only",
-        "sudo.password-then-otp",
-        "sudo.password-then-otp-nullok",
-        "sudo.otp-only-faillock",
-        "login.otp-only",
-        "login.password-then-otp",
-        "login.password-then-otp-nullok",
-        "sshd.key-then-otp",
-        "sshd.password-otp",
-        "su.otp-only",
-        "su.password-then-otp",
-        "su.password-then-otp-nullok",
-    ];
+    // The stacks of CASES by name: a new example without a case fails here.
+    let tested: Vec<&str> = CASES.iter().map(|c| c.example).collect();
     let mut found: Vec<String> = fs::read_dir(repo().join("etc/pam.d"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

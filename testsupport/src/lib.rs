@@ -1,20 +1,25 @@
 //! Test support for `pam_yubiotp`: a loopback Yubico Validation Protocol
 //! 2.0 server with scripted behaviours ([`server`]), a throw-away PKI for
-//! its HTTPS mode ([`pki`]), and a counting HTTP CONNECT proxy
-//! ([`proxy`]). Everything binds `127.0.0.1` only, every loop is bounded,
-//! and each server or proxy runs on exactly one thread that is joined on
-//! drop. The `ykval-mock` binary exposes the same behaviours from the
+//! its HTTPS mode ([`pki`]), a counting HTTP CONNECT proxy ([`proxy`]),
+//! the scratch directories every test creates its files in ([`scratch`])
+//! and the log collector ([`logs`]). Everything binds `127.0.0.1` only, every loop is
+//! bounded, and each server or proxy runs on exactly one thread that is
+//! joined on drop. The `ykval-mock` binary exposes the same behaviours from the
 //! command line for benchmarks and end-to-end tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod logs;
 pub mod pki;
 pub mod proto;
 pub mod proxy;
+pub mod scratch;
 pub mod server;
 
+pub use logs::{CapturedLog, pam_wrapper_syslog};
 pub use pki::{CertKind, TestPki};
 pub use proxy::ConnectProxy;
+pub use scratch::{scratch_root, tempdir};
 pub use server::{Behavior, Config, MockServer, Record, RequestSignature};
 
 /// The API key of the protocol's published test vectors (base64).

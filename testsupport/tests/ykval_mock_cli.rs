@@ -1,11 +1,5 @@
 //! The `ykval-mock` binary: starts, prints its URL, answers, logs, and
 //! writes the CA for `--tls-dir`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;

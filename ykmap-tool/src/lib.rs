@@ -5,10 +5,12 @@
 //!
 //! ```text
 //! main ─► cli (clap) ─► settings::load (config::load_file + resolve)
-//!      ─► cmd::{map, key, otp, verify, check, softkey}
+//!      ─► cmd::{map, key, otp, verify, check, softkey, ssh}
 //!           map ─► mapedit (pure, over mapping::parse_mapping) ─► edit (lock, temp, rename)
 //!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
+//!           check --online ─► cmd::check::online ─► pam_yubiotp::backend::cloud::CloudValidator
+//!           ssh check ─► ssh (runs sshd -T, reads /etc/pam.d/sshd, pure checks)
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
 //! ```
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod input;
 pub mod mapedit;
 pub mod settings;
 pub mod softkey;
+pub mod ssh;
 pub mod tty;
 
 use cli::{Cli, Command};

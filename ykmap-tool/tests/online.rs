@@ -1,13 +1,7 @@
 //! `ykmap check --online` against loopback validation servers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 
 use yubiotp_testsupport::{Behavior, Config, MockServer, TEST_KEY_B64, test_key};
@@ -25,9 +19,7 @@ fn online_check_reports_each_server() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}/v", l.local_addr().unwrap().port())
     };
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("online");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(&base).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let config = dir.path().join("yubiotp.toml");
     let write = |urls: &[String]| {

@@ -1,14 +1,9 @@
 //! Process-level tests of the properties transcripts cannot show:
 //! concurrent edits, interrupted edits, hostile imports, secrets never
 //! printed, concurrent software-key OTPs, per-user files written as the
-//! user. Temp dirs live under `CARGO_TARGET_TMPDIR` (the module refuses
+//! user. Temp dirs come from `yubiotp_testsupport::tempdir()` (the module refuses
 //! world-writable ancestors such as /tmp).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -17,15 +12,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use yubiotp_core::{Token, decrypt, serial_to_public_id};
+use yubiotp_testsupport::tempdir;
 
 const AES: &str = "ecde18dbe76fbd0c33330f1c354871db";
 const UID: &str = "8792ebfe26cc";
-
-fn tempdir() -> tempfile::TempDir {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("robustness");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
-}
 
 fn ykmap(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ykmap"));

@@ -1,10 +1,5 @@
 //! `ykmap ssh check` against a scripted `sshd -T` and private PAM stacks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -42,7 +37,7 @@ fn check(dir: &Path, sshd_t: &str, stack: &str) -> (Option<i32>, String) {
 
 #[test]
 fn good_and_bad_setups() {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     let good_stack = "auth required pam_yubiotp.so\naccount include common-account\n";
     let (rc, text) = check(dir.path(), SSHD_T_GOOD, good_stack);
     assert_eq!(rc, Some(0), "{text}");

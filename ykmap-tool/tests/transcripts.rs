@@ -1,5 +1,5 @@
 //! A small transcript runner: every `tests/cmd/*.txt` is a shell-like
-//! session run in a fresh directory under `CARGO_TARGET_TMPDIR` (not /tmp:
+//! session run in a fresh directory from `yubiotp_testsupport::tempdir()` (not /tmp:
 //! the module refuses files below world-writable directories). A
 //! `NAME.in/` directory beside `NAME.txt` is copied in first.
 //!
@@ -20,12 +20,7 @@
 //! In expected lines `[..]` matches any text within the line, a line
 //! `...` any number of lines, and `[CWD]` is the session's directory.
 //! Output is compared whole: stdout and stderr must match exactly.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -187,9 +182,7 @@ fn exec(words: &[String], stdin: &str, cwd: &Path) -> (String, String, i32) {
 
 fn run_case(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("transcripts");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(&base).unwrap();
+    let dir = yubiotp_testsupport::tempdir();
     let cwd = dir.path().to_path_buf();
     let input = path.with_extension("in");
     if input.is_dir() {

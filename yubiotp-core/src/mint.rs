@@ -6,8 +6,8 @@ use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use zeroize::Zeroize;
 
 use crate::counter::Counter;
-use crate::crc16;
 use crate::modhex;
+use crate::plaintext::Plaintext;
 use crate::public_id::PublicId;
 use crate::secret::{AesKey, KeyMaterial};
 
@@ -33,32 +33,15 @@ pub fn mint_token(
     timestamp: u32,
     random: u16,
 ) -> String {
-    let mut block = [0u8; 16];
-    let use_raw = counter.use_counter() | if caps_lock { 0x8000 } else { 0 };
-    let [t0, t1, t2, _] = timestamp.to_le_bytes();
-    let [u0, u1] = use_raw.to_le_bytes();
-    let [r0, r1] = random.to_le_bytes();
-    let [p0, p1, p2, p3, p4, p5] = *key.private_id.expose_bytes();
-    let head = [
-        p0,
-        p1,
-        p2,
-        p3,
-        p4,
-        p5,
-        u0,
-        u1,
-        t0,
-        t1,
-        t2,
-        counter.session(),
-        r0,
-        r1,
-    ];
-    let [c0, c1] = crc16::crc_field(&head);
-    for (dst, src) in block.iter_mut().zip(head.iter().chain([c0, c1].iter())) {
-        *dst = *src;
-    }
+    let plain = Plaintext {
+        private_id: key.private_id.clone(),
+        use_counter_raw: counter.use_counter() | if caps_lock { 0x8000 } else { 0 },
+        timestamp: timestamp & 0x00ff_ffff,
+        session: counter.session(),
+        random,
+        crc_ok: true,
+    };
+    let mut block = plain.to_block();
     let mut cipher = encrypt_block(&block, &key.aes_key);
     block.zeroize();
     let mut out = public_id.to_modhex();

@@ -59,6 +59,24 @@ impl Plaintext {
         }
     }
 
+    /// The 16-byte block of these fields, the inverse of
+    /// [`Plaintext::from_block`]: the CRC field is computed over the first
+    /// 14 bytes (so the block is valid whatever [`Plaintext::crc_ok`] says).
+    /// The block holds the private id: the caller zeroizes it.
+    #[must_use]
+    pub fn to_block(&self) -> [u8; 16] {
+        let [p0, p1, p2, p3, p4, p5] = *self.private_id.expose_bytes();
+        let [u0, u1] = self.use_counter_raw.to_le_bytes();
+        let [t0, t1, t2, _] = self.timestamp.to_le_bytes();
+        let [r0, r1] = self.random.to_le_bytes();
+        let session = self.session;
+        let head = [p0, p1, p2, p3, p4, p5, u0, u1, t0, t1, t2, session, r0, r1];
+        let [c0, c1] = crc16::crc_field(&head);
+        [
+            p0, p1, p2, p3, p4, p5, u0, u1, t0, t1, t2, session, r0, r1, c0, c1,
+        ]
+    }
+
     /// `(use counter & 0x7fff, session counter)`.
     #[must_use]
     pub fn counter(&self) -> Counter {
@@ -100,6 +118,28 @@ pub fn decrypt(ciphertext: &Ciphertext, key: &AesKey) -> Plaintext {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn to_block_is_the_inverse_of_from_block() {
+        let block: [u8; 16] = [
+            0x87, 0x92, 0xeb, 0xfe, 0x26, 0xcc, 0x13, 0x00, 0x25, 0x06, 0x99, 0x01, 0x8a, 0x3a, 0,
+            0,
+        ];
+        let mut with_crc = block;
+        let head: [u8; 14] = block[..14].try_into().unwrap();
+        let [c0, c1] = crc16::crc_field(&head);
+        with_crc[14] = c0;
+        with_crc[15] = c1;
+        let p = Plaintext::from_block(&with_crc);
+        assert!(p.crc_ok);
+        assert_eq!(p.to_block(), with_crc);
+        // A block with a broken CRC comes back repaired, fields kept.
+        let broken = Plaintext::from_block(&block);
+        assert!(!broken.crc_ok);
+        assert_eq!(broken.to_block(), with_crc);
+    }
+
     fn zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
 
     #[test]

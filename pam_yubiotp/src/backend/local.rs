@@ -33,7 +33,7 @@ pub fn check_and_commit(token: &Token, key: &KeyMaterial, counters: &CounterStor
 
 /// The whole local step: look the key up, then [`check_and_commit`].
 #[must_use]
-pub fn validate(token: &Token, keys: &KeyStore, counters: &CounterStore) -> LocalVerdict {
+pub fn look_up_and_check(token: &Token, keys: &KeyStore, counters: &CounterStore) -> LocalVerdict {
     match keys.get(&token.public_id) {
         Some(key) => check_and_commit(token, key, counters),
         None => LocalVerdict::NotHeld,

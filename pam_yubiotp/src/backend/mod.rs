@@ -27,6 +27,8 @@ pub enum CloudVerdict {
         server: String,
         /// The status token.
         status: String,
+        /// The answer was signed with our key and echoed our nonce too.
+        authenticated: bool,
     },
     /// No definitive answer before the deadline (each failure was logged).
     NoAnswer {

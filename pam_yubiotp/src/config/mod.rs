@@ -583,7 +583,7 @@ mod tests {
     #[test]
     fn config_file_checks() {
         use std::os::unix::fs::PermissionsExt;
-        let d = crate::testutil::tempdir();
+        let d = yubiotp_testsupport::tempdir();
         let p = d.path().join("c.toml");
         assert!(
             load_file(&p, false).unwrap().is_none(),

@@ -1,7 +1,6 @@
 //! Shared helpers of the `cloud_*` integration tests.
 #![allow(dead_code, unused_imports)]
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pam_yubiotp::backend::cloud::CloudValidator;
@@ -11,8 +10,8 @@ use pam_yubiotp::host::{Level, Log};
 use pam_yubiotp::secret::ApiKey;
 use yubiotp_core::Token;
 pub use yubiotp_testsupport::{
-    Behavior, CertKind, Config, ConnectProxy, MockServer, RequestSignature, TEST_KEY_B64, TestPki,
-    test_key, thread_count,
+    Behavior, CapturedLog, CertKind, Config, ConnectProxy, MockServer, RequestSignature,
+    TEST_KEY_B64, TestPki, test_key, thread_count,
 };
 
 /// A syntactically valid OTP (public id `ccccccdbjrgf`).
@@ -24,50 +23,35 @@ pub fn token() -> Token {
     Token::parse(OTP, 12).unwrap()
 }
 
-/// Collects log lines.
+/// Collects log lines ([`CapturedLog`]: `lines`, `text`, `has`).
 #[derive(Debug, Default)]
-pub struct CaptureLog(pub Mutex<Vec<(Level, String)>>);
+pub struct CaptureLog(pub CapturedLog<Level>);
 
 impl Log for CaptureLog {
     fn log(&self, level: Level, line: &str) {
-        self.0.lock().unwrap().push((level, line.to_string()));
+        self.0.push(level, line);
+    }
+}
+
+impl std::ops::Deref for CaptureLog {
+    type Target = CapturedLog<Level>;
+    fn deref(&self) -> &CapturedLog<Level> {
+        &self.0
     }
 }
 
 impl CaptureLog {
-    pub fn lines(&self) -> Vec<(Level, String)> {
-        self.0.lock().unwrap().clone()
-    }
-
-    pub fn text(&self) -> String {
-        self.lines()
-            .iter()
-            .map(|(l, s)| format!("{l:?}: {s}\n"))
-            .collect()
-    }
-
-    /// True when some line at `level` contains `needle`.
-    pub fn has(&self, level: Level, needle: &str) -> bool {
-        self.lines()
-            .iter()
-            .any(|(l, s)| *l == level && s.contains(needle))
-    }
-
     /// No OTP, no ciphertext, no key, no signature, no query string.
     pub fn assert_clean(&self) {
-        for (_, line) in self.lines() {
-            for secret in [
-                OTP,
-                OTP_SECRET_PART,
-                TEST_KEY_B64,
-                "h=",
-                "nonce=",
-                "otp=",
-                "?",
-            ] {
-                assert!(!line.contains(secret), "log line leaks {secret:?}: {line}");
-            }
-        }
+        self.0.assert_none_contains(&[
+            OTP,
+            OTP_SECRET_PART,
+            TEST_KEY_B64,
+            "h=",
+            "nonce=",
+            "otp=",
+            "?",
+        ]);
     }
 }
 
@@ -121,13 +105,15 @@ pub fn assert_ok_from(v: &CloudVerdict, url: &str) {
 }
 
 pub fn assert_rejected_from(v: &CloudVerdict, url: &str, status: &str) {
-    assert_eq!(
-        v,
-        &CloudVerdict::Rejected {
-            server: url.to_string(),
-            status: status.to_string()
+    match v {
+        CloudVerdict::Rejected {
+            server, status: s, ..
+        } => {
+            assert_eq!(server, url);
+            assert_eq!(s, status);
         }
-    );
+        other => panic!("expected {status} from {url}, got {other:?}"),
+    }
 }
 
 /// Open file descriptors of this process.

@@ -7,12 +7,6 @@
 //!                     [--url URL --id N --key BASE64] [--module PATH]
 //!
 //! Prints shell `export` lines for running pamtester against it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::io::Write as _;

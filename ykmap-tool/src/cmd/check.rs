@@ -15,23 +15,7 @@ use crate::note;
 use crate::settings;
 use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
 
-/// `--online`: asks each validation server about a dummy OTP.
-fn online(s: &pam_yubiotp::config::Settings, problems: &mut Vec<String>) {
-    if !s.mode.uses_cloud() {
-        note(&format!(
-            "--online: mode={} asks no validation server",
-            s.mode.name()
-        ));
-        return;
-    }
-    for r in pam_yubiotp::backend::cloud::probe::probe(&s.cloud, s.token_id_length) {
-        if r.ok {
-            println!("{}: {}", r.url, r.detail);
-        } else {
-            problems.push(format!("{}: {}", r.url, r.detail));
-        }
-    }
-}
+pub mod online;
 
 /// Runs `check`.
 ///
@@ -54,7 +38,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
                 note(w);
             }
             if args.online {
-                online(&s, &mut problems);
+                online::run(&s, &mut problems);
             }
             Some(s.mode)
         }

@@ -1,10 +1,9 @@
 //! `ykmap ssh check`: the sshd settings and PAM stack against the two
-//! supported SSH recipes, through `pam_yubiotp::sshcheck`.
-
-use pam_yubiotp::sshcheck::{self, ReadOptions};
+//! supported SSH recipes, through [`crate::ssh`].
 
 use crate::cli::SshCmd;
 use crate::error::{CliError, CliResult};
+use crate::ssh::{self, ReadOptions};
 
 /// Runs `ssh …`.
 ///
@@ -19,8 +18,7 @@ pub fn run(cmd: &SshCmd) -> CliResult {
         pam_dir: args.pam_dir.clone(),
         ..ReadOptions::default()
     };
-    let problems =
-        sshcheck::read_and_check_with(&opts).map_err(|e| CliError::failed(e.to_string()))?;
+    let problems = ssh::read_and_check_with(&opts).map_err(|e| CliError::failed(e.to_string()))?;
     if problems.is_empty() {
         println!("sshd and its PAM stack match a supported recipe: no problem found");
         return Ok(());

@@ -48,7 +48,7 @@ pub fn run(args: &VerifyArgs, loaded: &Loaded) -> CliResult {
         println!("reason:  {}", outcome.reason());
     }
     if let Outcome::Success(accepted) = &outcome {
-        println!("backend: {}", accepted.backend());
+        println!("backend: {}", accepted.backend().name());
     }
     println!("pam:     {} ({pam})", pam_code_name(pam));
     if host.authtok_set() {

@@ -21,7 +21,6 @@
 //! off and `MSG_NOSIGNAL` on every write.
 
 pub mod http;
-pub mod probe;
 pub mod protocol;
 pub mod tls;
 pub mod transport;
@@ -40,6 +39,11 @@ use protocol::{Answer, Echo, Judgement, Reason, Request, Status};
 use transport::{Control, End, Exchange, Failure, Options};
 
 /// Validates against the configured servers.
+///
+/// Besides the engine, its one user outside this crate is `ykmap check
+/// --online` (`ykmap::cmd::check::online`), which builds one per URL and
+/// reads the [`CloudVerdict`] and the log lines: this, [`CloudBackend`],
+/// [`CloudVerdict`], [`CloudSettings`] and [`Log`] are the surface it needs.
 pub struct CloudValidator<'a> {
     settings: &'a CloudSettings,
     log: &'a dyn Log,
@@ -295,7 +299,10 @@ impl CloudBackend for CloudValidator<'_> {
                     });
                     Control::Stop
                 }
-                Judgement::Reject(status) => {
+                Judgement::Reject {
+                    status,
+                    authenticated,
+                } => {
                     self.log.log(
                         Level::Info,
                         &format!("cloud: {url}: {} after {ms} ms", status.as_str()),
@@ -309,6 +316,7 @@ impl CloudBackend for CloudValidator<'_> {
                     verdict = Some(CloudVerdict::Rejected {
                         server: url.to_string(),
                         status: status.as_str().to_string(),
+                        authenticated,
                     });
                     Control::Stop
                 }

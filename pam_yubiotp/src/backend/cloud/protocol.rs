@@ -385,7 +385,14 @@ pub enum Judgement {
         counter: Option<Counter>,
     },
     /// Definitive reject (`BAD_OTP` / `REPLAYED_OTP`).
-    Reject(Status),
+    Reject {
+        /// `BadOtp` or `ReplayedOtp`.
+        status: Status,
+        /// Signed with our key and echoing our nonce (a rejection needs
+        /// neither to be definitive; hybrid mode needs both before it lets
+        /// a `REPLAYED_OTP` advance the local counters).
+        authenticated: bool,
+    },
     /// Not definitive: keep waiting for other servers.
     NotDefinitive(Reason),
 }
@@ -445,7 +452,11 @@ pub fn judge(answer: &Answer, req: &Request, key: Option<&[u8]>) -> Judgement {
             if nonce.is_some_and(|n| n != req.nonce) {
                 return Judgement::NotDefinitive(Reason::EchoMismatch(Echo::Nonce));
             }
-            Judgement::Reject(status)
+            Judgement::Reject {
+                status,
+                authenticated: signature == Some(Signature::Valid)
+                    && nonce == Some(req.nonce.as_str()),
+            }
         }
         other => Judgement::NotDefinitive(Reason::Status(other)),
     }
@@ -645,7 +656,32 @@ mod tests {
             let a = Answer::parse(body.as_bytes()).unwrap();
             assert_eq!(
                 judge(&a, &r, Some(&k)),
-                Judgement::Reject(Status::parse(st))
+                Judgement::Reject {
+                    status: Status::parse(st),
+                    authenticated: false
+                }
+            );
+            // Signed with our key and echoing our nonce: authenticated.
+            let rej = [
+                ("otp", r.otp.as_str()),
+                ("nonce", r.nonce.as_str()),
+                ("status", st),
+            ];
+            assert_eq!(
+                judged(&rej, Some(&k)),
+                Judgement::Reject {
+                    status: Status::parse(st),
+                    authenticated: true
+                }
+            );
+            // Signed but without our nonce: definitive, not authenticated.
+            let rej = [("otp", r.otp.as_str()), ("status", st)];
+            assert_eq!(
+                judged(&rej, Some(&k)),
+                Judgement::Reject {
+                    status: Status::parse(st),
+                    authenticated: false
+                }
             );
             let rej = [("status", st)];
             assert_eq!(

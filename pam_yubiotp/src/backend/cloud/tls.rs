@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn not_pem_is_a_problem_for_cafile() {
-        let dir = crate::testutil::tempdir();
+        let dir = yubiotp_testsupport::tempdir();
         let f = dir.path().join("x.pem");
         fs::write(&f, b"not a certificate").unwrap();
         let (_, report) = load_roots(Path::new("/nonexistent"), Some(&f), Some(dir.path()));

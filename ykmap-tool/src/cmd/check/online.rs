@@ -11,10 +11,12 @@ use std::cell::RefCell;
 
 use yubiotp_core::{CIPHERTEXT_CHARS, Token};
 
-use super::CloudValidator;
-use crate::backend::{CloudBackend, CloudVerdict};
-use crate::config::CloudSettings;
-use crate::host::{Level, Log};
+use pam_yubiotp::backend::cloud::CloudValidator;
+use pam_yubiotp::backend::{CloudBackend, CloudVerdict};
+use pam_yubiotp::config::{CloudSettings, Settings};
+use pam_yubiotp::host::{Level, Log};
+
+use crate::note;
 
 /// What one server said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,4 +89,24 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
             }
         })
         .collect()
+}
+
+/// `--online`: asks each validation server about a dummy OTP; a server
+/// that answered as it should is printed on stdout, any other answer is
+/// added to `problems`.
+pub fn run(s: &Settings, problems: &mut Vec<String>) {
+    if !s.mode.uses_cloud() {
+        note(&format!(
+            "--online: mode={} asks no validation server",
+            s.mode.name()
+        ));
+        return;
+    }
+    for r in probe(&s.cloud, s.token_id_length) {
+        if r.ok {
+            println!("{}: {}", r.url, r.detail);
+        } else {
+            problems.push(format!("{}: {}", r.url, r.detail));
+        }
+    }
 }
