@@ -203,6 +203,31 @@ fn http_failures_are_not_definitive() {
 }
 
 #[test]
+fn signed_or_overflowing_lengths_are_not_definitive() {
+    // A lenient parser reads `+5` as 5; each of these is refused at the
+    // HTTP layer (logged as malformed or unsupported), never accepted.
+    let heads: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nabcde",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nabcde",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 3\r\n\r\nabcde",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nabcde\r\n0\r\n\r\n",
+    ];
+    for raw in heads {
+        let m = mock(Behavior::Raw(raw.to_vec()));
+        let (v, log, _) = verify(&settings(&[m.url()]));
+        assert_no_answer(&v);
+        assert!(!matches!(v, CloudVerdict::Ok { .. }));
+        let text = log.text();
+        assert!(
+            text.contains("malformed HTTP response") || text.contains("unsupported HTTP encoding"),
+            "{}: {text}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+#[test]
 fn redirects_are_not_followed() {
     let target = mock(Behavior::Ok);
     let m = mock(Behavior::Redirect(target.url()));

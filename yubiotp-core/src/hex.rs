@@ -57,25 +57,6 @@ pub fn decode_array<const N: usize>(s: &str) -> Result<[u8; N], ParseSecretError
     }
 }
 
-/// Decodes a big-endian hex number of 1 to 8 digits (an HTTP chunk size,
-/// say), with the same strictness: no sign, no prefix, no blanks.
-///
-/// `None` when empty, longer than 8 digits, or not hex.
-#[must_use]
-pub fn decode_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || s.len() > 8 {
-        return None;
-    }
-    let mut padded = [b'0'; 8];
-    let start = 8 - s.len();
-    if let Some(dst) = padded.get_mut(start..) {
-        dst.copy_from_slice(s.as_bytes());
-    }
-    let mut out = [0u8; 4];
-    base16ct::mixed::decode(padded, &mut out).ok()?;
-    Some(u32::from_be_bytes(out))
-}
-
 /// Lower-case hex of `bytes`. The string is allocated at its final size
 /// once (no reallocation leaves copies of a secret behind).
 #[must_use]
@@ -141,16 +122,5 @@ mod tests {
             decode_array::<3>("\u{e9}\u{e9}\u{e9}"),
             Err(ParseSecretError::NotHex { position: 0 })
         );
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(decode_u32("0"), Some(0));
-        assert_eq!(decode_u32("a"), Some(10));
-        assert_eq!(decode_u32("1F4"), Some(500));
-        assert_eq!(decode_u32("ffffffff"), Some(u32::MAX));
-        for bad in ["", "100000000", "+5", "-5", "5 ", " 5", "0x5", "g"] {
-            assert_eq!(decode_u32(bad), None, "{bad:?}");
-        }
     }
 }

@@ -9,7 +9,9 @@ use crate::config::ServerUrl;
 /// Largest status line plus headers we accept.
 pub const MAX_HEAD: usize = 8192;
 /// Most header lines accepted.
-pub const MAX_HEADERS: usize = 64;
+const MAX_HEADERS: usize = 64;
+/// Longest chunk-size line (size, extensions, CRLF) accepted.
+const MAX_CHUNK_LINE: usize = 64;
 
 /// The `Host` header value: the port only when it is not the default.
 fn host_header(url: &ServerUrl) -> String {
@@ -87,21 +89,14 @@ impl fmt::Display for HttpError {
 
 /// A parsed status line and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
+struct Head {
     /// The status code.
-    pub code: u16,
+    code: u16,
     /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
 }
 
 impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     fn all(&self, name: &str) -> impl Iterator<Item = &str> {
         self.headers
             .iter()
@@ -115,10 +110,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Parses the head in `buf` if it is complete: `Ok(Some((head, used)))`.
+/// The syntax (HTTP/1.0 or 1.1, a three-digit code, header names as
+/// tokens, no obsolete line folding) is checked by `httparse`; the head
+/// must end with CRLF CRLF and stay within [`MAX_HEAD`] and
+/// [`MAX_HEADERS`].
 ///
 /// # Errors
 /// [`HttpError::Malformed`] or [`HttpError::HeadTooLarge`].
-pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
     let Some(end) = find(buf, b"\r\n\r\n") else {
         return if buf.len() > MAX_HEAD {
             Err(HttpError::HeadTooLarge)
@@ -129,40 +128,41 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
     if end > MAX_HEAD {
         return Err(HttpError::HeadTooLarge);
     }
-    let text = core::str::from_utf8(buf.get(..end).ok_or(HttpError::Malformed)?)
-        .map_err(|_| HttpError::Malformed)?;
-    let mut lines = text.split("\r\n");
-    let status = lines.next().ok_or(HttpError::Malformed)?;
-    let mut parts = status.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+    let raw = buf.get(..end + 4).ok_or(HttpError::Malformed)?;
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let used = match resp.parse(raw) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Err(HttpError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(_) => return Err(HttpError::Malformed),
+    };
+    // httparse also takes bare LF line ends; we want the CRLF CRLF end.
+    if used != raw.len() {
         return Err(HttpError::Malformed);
     }
-    let code_text = parts.next().unwrap_or_default();
-    if code_text.len() != 3 || !code_text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(HttpError::Malformed);
+    let code = resp.code.ok_or(HttpError::Malformed)?;
+    let headers = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let value = core::str::from_utf8(h.value).map_err(|_| HttpError::Malformed)?;
+            Ok((
+                h.name.to_ascii_lowercase(),
+                value.trim_matches([' ', '\t']).to_string(),
+            ))
+        })
+        .collect::<Result<Vec<_>, HttpError>>()?;
+    Ok(Some((Head { code, headers }, used)))
+}
+
+/// A decimal length with nothing else: no sign, no space, no `0x`
+/// (`str::parse` would take `+5`); overflow is refused too.
+fn strict_decimal(s: &str) -> Option<usize> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    let code: u16 = code_text.parse().map_err(|_| HttpError::Malformed)?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if headers.len() == MAX_HEADERS {
-            return Err(HttpError::HeadTooLarge);
-        }
-        let (name, value) = line.split_once(':').ok_or(HttpError::Malformed)?;
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        {
-            // Also refuses obsolete line folding (a name starting with a space).
-            return Err(HttpError::Malformed);
-        }
-        headers.push((
-            name.to_ascii_lowercase(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ));
-    }
-    Ok(Some((Head { code, headers }, end + 4)))
+    s.parse().ok()
 }
 
 /// How the body ends.
@@ -178,7 +178,7 @@ enum Framing {
 pub struct ResponseReader {
     cap: usize,
     buf: Vec<u8>,
-    head: Option<(Framing, usize)>,
+    framing: Option<Framing>,
     body: Vec<u8>,
     chunk: ChunkState,
 }
@@ -227,7 +227,7 @@ impl ResponseReader {
         Self {
             cap,
             buf: Vec::new(),
-            head: None,
+            framing: None,
             body: Vec::new(),
             chunk: ChunkState::Size,
         }
@@ -239,17 +239,17 @@ impl ResponseReader {
     /// [`HttpError`] as soon as the response is known to be unusable.
     pub fn feed(&mut self, data: &[u8]) -> Result<Progress, HttpError> {
         self.buf.extend_from_slice(data);
-        if self.head.is_none() {
+        if self.framing.is_none() {
             let Some((head, used)) = parse_head(&self.buf)? else {
                 return Ok(Progress::More);
             };
             self.buf.drain(..used);
-            self.head = Some((self.framing(&head)?, 0));
+            self.framing = Some(self.body_framing(&head)?);
         }
         self.body_progress()
     }
 
-    fn framing(&self, head: &Head) -> Result<Framing, HttpError> {
+    fn body_framing(&self, head: &Head) -> Result<Framing, HttpError> {
         match head.code {
             200 => {}
             300..=399 => return Err(HttpError::Redirect(head.code)),
@@ -266,7 +266,7 @@ impl ResponseReader {
         match (te.as_slice(), cl.as_slice()) {
             ([], []) => Ok(Framing::Close),
             ([], [len]) => {
-                let n: usize = len.parse().map_err(|_| HttpError::Malformed)?;
+                let n = strict_decimal(len).ok_or(HttpError::Malformed)?;
                 if n > self.cap {
                     Err(HttpError::BodyTooLarge)
                 } else {
@@ -274,10 +274,7 @@ impl ResponseReader {
                 }
             }
             ([t], []) if t.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
-            _ => {
-                let _ = head.header("transfer-encoding");
-                Err(HttpError::Unsupported)
-            }
+            _ => Err(HttpError::Unsupported),
         }
     }
 
@@ -290,7 +287,7 @@ impl ResponseReader {
     }
 
     fn body_progress(&mut self) -> Result<Progress, HttpError> {
-        let Some((framing, _)) = self.head else {
+        let Some(framing) = self.framing else {
             return Ok(Progress::More);
         };
         match framing {
@@ -317,27 +314,24 @@ impl ResponseReader {
         for _ in 0..=(self.buf.len() + 4) {
             match self.chunk {
                 ChunkState::Size => {
-                    let Some(eol) = find(&self.buf, b"\r\n") else {
-                        return if self.buf.len() > 64 {
-                            Err(HttpError::Malformed)
-                        } else {
-                            Ok(Progress::More)
-                        };
+                    // Hex digits, optional extensions, CRLF; no sign, and
+                    // a size that overflows u64 is an error (httparse).
+                    let (used, size) = match httparse::parse_chunk_size(&self.buf) {
+                        Ok(httparse::Status::Complete(c)) => c,
+                        Ok(httparse::Status::Partial) if self.buf.len() > MAX_CHUNK_LINE => {
+                            return Err(HttpError::Malformed);
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(Progress::More),
+                        Err(_) => return Err(HttpError::Malformed),
                     };
-                    let line = core::str::from_utf8(self.buf.get(..eol).unwrap_or_default())
-                        .map_err(|_| HttpError::Malformed)?;
-                    let size_text = line.split(';').next().unwrap_or_default().trim();
-                    if size_text.is_empty() || size_text.len() > 8 {
+                    if used > MAX_CHUNK_LINE {
                         return Err(HttpError::Malformed);
                     }
-                    // Strict: `usize::from_str_radix` would take a sign.
-                    let size = yubiotp_core::hex::decode_u32(size_text)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or(HttpError::Malformed)?;
-                    if self.body.len() + size > self.cap {
+                    let size = usize::try_from(size).map_err(|_| HttpError::BodyTooLarge)?;
+                    if size > self.cap.saturating_sub(self.body.len()) {
                         return Err(HttpError::BodyTooLarge);
                     }
-                    self.buf.drain(..eol + 2);
+                    self.buf.drain(..used);
                     self.chunk = if size == 0 {
                         ChunkState::Trailer
                     } else {
@@ -390,8 +384,8 @@ impl ResponseReader {
     /// # Errors
     /// [`HttpError::Truncated`] when the response was not complete.
     pub fn finish(&mut self) -> Result<Vec<u8>, HttpError> {
-        match self.head {
-            Some((Framing::Close, _)) => Ok(core::mem::take(&mut self.body)),
+        match self.framing {
+            Some(Framing::Close) => Ok(core::mem::take(&mut self.body)),
             _ => Err(HttpError::Truncated),
         }
     }
@@ -562,6 +556,91 @@ mod tests {
         assert_eq!(
             read_all(&[format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()]),
             Err(HttpError::HeadTooLarge)
+        );
+    }
+
+    #[test]
+    fn lengths_are_strict_digits() {
+        // `"+5".parse::<usize>()` is Ok(5): each of these once had a body
+        // that a lenient parser would have taken as complete.
+        let cases: &[(&[u8], HttpError)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nabcde",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nabcde",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nabcde",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\nabcde",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabcde",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde",
+                HttpError::Unsupported,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde",
+                HttpError::Unsupported,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n0\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                // 2^64 + 5: wraps to 5 in a careless parser.
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nabcde\r\n0\r\n\r\n",
+                HttpError::Malformed,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nabcde\r\n0\r\n\r\n",
+                HttpError::Malformed,
+            ),
+        ];
+        for (resp, err) in cases {
+            let text = String::from_utf8_lossy(resp);
+            assert_eq!(read_all(&[resp]), Err(err.clone()), "{text}");
+            // Byte by byte: never a body either.
+            let mut r = ResponseReader::new(4096);
+            let mut refused = false;
+            for b in *resp {
+                match r.feed(&[*b]) {
+                    Ok(Progress::More) => {}
+                    Ok(Progress::Body(_)) => panic!("accepted: {text}"),
+                    Err(_) => {
+                        refused = true;
+                        break;
+                    }
+                }
+            }
+            assert!(refused, "{text}");
+            assert!(r.finish().is_err(), "{text}");
+        }
+        // The strict forms still work.
+        assert_eq!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"]),
+            Ok(Progress::Body(b"abcde".to_vec()))
+        );
+        assert_eq!(
+            read_all(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\nabcdeabcde\r\n0\r\n\r\n"]),
+            Ok(Progress::Body(b"abcdeabcde".to_vec()))
         );
     }
 

@@ -12,16 +12,13 @@
 //! goes on. When `verify` returns no socket is open and no thread started
 //! by it is running (libpam may unload the module right after).
 //!
-//! Why a small HTTP/1.1 client of our own instead of reqwest: reqwest's
-//! blocking client keeps a runtime thread per `Client` and its calls cannot
-//! be cancelled, so "return at the first definitive answer while another
-//! server hangs" and "no thread left behind" cannot both hold. One
-//! `poll(2)` loop on the calling thread over non-blocking sockets and
-//! rustls `ClientConnection`s gives both, with no async runtime, no
-//! environment lookups (proxies, CA paths) to switch off, no redirect or
-//! decompression logic to disable, and `send(MSG_NOSIGNAL)` for every
-//! write. The protocol needs one GET and a 4 KiB answer; the HTTP part
-//! ([`http`]) is a few hundred lines with hard caps.
+//! Why a small HTTP/1.1 client of our own instead of reqwest or ureq, and
+//! where each part lives: `README.md` beside this file. In short, neither
+//! lets one thread wait on several servers and return at the first
+//! definitive answer with nothing left running; one `poll(2)` loop on the
+//! calling thread over non-blocking sockets and rustls `ClientConnection`s
+//! gives both, with no environment lookups (proxies, CA paths) to switch
+//! off and `MSG_NOSIGNAL` on every write.
 
 pub mod http;
 pub mod protocol;
