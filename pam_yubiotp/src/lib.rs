@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod child;
 pub mod config;
 pub mod engine;
 #[allow(unsafe_code)]

@@ -65,6 +65,8 @@ pub struct RawCloud {
     pub capath: Option<String>,
     /// Proxy URL.
     pub proxy: Option<String>,
+    /// Resolver helper program (file only, never a PAM argument).
+    pub resolver: Option<String>,
 }
 
 /// `[local]`
@@ -115,6 +117,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "cloud.cafile",
     "cloud.capath",
     "cloud.proxy",
+    "cloud.resolver",
     "local.keystore",
     "local.statedir",
 ];

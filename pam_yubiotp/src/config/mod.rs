@@ -109,6 +109,10 @@ pub struct CloudSettings {
     pub capath: Option<PathBuf>,
     /// HTTP(S) proxy.
     pub proxy: Option<ServerUrl>,
+    /// The resolver helper for names not in /etc/hosts (`cloud.resolver`,
+    /// from the root-owned file only; default
+    /// [`crate::backend::cloud::resolve::DEFAULT_HELPER`]).
+    pub resolver: PathBuf,
 }
 
 /// Local validation settings.
@@ -288,6 +292,11 @@ pub fn resolve(file: Option<&RawFile>, args: &ArgOverrides) -> Result<Settings, 
         ),
         (None, None) => None,
     };
+    // File only: a PAM argument must not choose a program the module runs.
+    let resolver = match &fc.resolver {
+        Some(p) => absolute("cloud.resolver", p)?,
+        None => PathBuf::from(crate::backend::cloud::resolve::DEFAULT_HELPER),
+    };
     let insecure_unsigned = args.insecure_unsigned || fc.insecure_unsigned.unwrap_or(false);
 
     let keystore = match (&args.keystore, &fl.keystore) {
@@ -328,6 +337,7 @@ pub fn resolve(file: Option<&RawFile>, args: &ArgOverrides) -> Result<Settings, 
             cafile,
             capath,
             proxy,
+            resolver,
         },
         local: LocalSettings { keystore, statedir },
         token_id_length,

@@ -82,6 +82,7 @@ pub fn settings(urls: &[String]) -> CloudSettings {
         cafile: None,
         capath: None,
         proxy: None,
+        resolver: pam_yubiotp::backend::cloud::resolve::DEFAULT_HELPER.into(),
     }
 }
 

@@ -3,25 +3,25 @@
 //! Every connection is a non-blocking socket driven by one `poll(2)` loop
 //! (rustls `ClientConnection` for TLS), so the caller can stop at the first
 //! definitive answer and nothing keeps running afterwards: when [`run`]
-//! returns, every socket is closed and every thread it started has been
-//! joined. Writes use `send(MSG_NOSIGNAL)`, so a peer reset gives `EPIPE`,
+//! returns, every socket is closed and every resolver helper it started
+//! has been killed (if still running) and reaped. Writes use `send(MSG_NOSIGNAL)`, so a peer reset gives `EPIPE`,
 //! never a `SIGPIPE` that would kill a C host (whose SIGPIPE is at its
 //! default action).
 //!
-//! Names that are not IP literals are resolved with the system resolver
-//! (`getaddrinfo`, so `/etc/hosts` and nsswitch apply) in scoped threads,
-//! one per distinct host, joined before [`run`] returns. A resolver that
-//! hangs therefore delays the return until `getaddrinfo` gives up (glibc:
-//! `timeout`/`attempts` in resolv.conf); IP literals need no thread.
+//! Names that are not IP literals are resolved by [`super::resolve`]
+//! (`/etc/hosts`, then a helper process running `getaddrinfo`), one
+//! lookup per distinct host, polled from the loop below; the deadline
+//! stops a lookup like any other phase.
 //!
 //! The proxy comes only from the caller (never from `*_PROXY` variables):
 //! HTTP CONNECT for https targets, an absolute-form GET for http targets.
 
 use core::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, mpsc};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -34,6 +34,7 @@ use rustls::{ClientConfig, ClientConnection};
 use zeroize::Zeroizing;
 
 use super::http::{self, HttpError, Progress, ResponseReader};
+use super::resolve::Lookups;
 use crate::config::ServerUrl;
 
 /// Upper bound on loop iterations (each one either waits in `poll` or
@@ -72,6 +73,8 @@ pub struct Options<'a> {
     pub deadline: Instant,
     /// Largest body accepted.
     pub body_cap: usize,
+    /// The resolver helper for names not in /etc/hosts.
+    pub resolver: &'a Path,
 }
 
 /// Why an exchange failed, by class (no secret, no body).
@@ -125,7 +128,8 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Resolving => "resolving",
+            // Whatever ends the call also kills the lookup's helper.
+            Self::Resolving => "resolving, lookup stopped",
             Self::Connecting => "connecting",
             Self::Proxy => "proxy",
             Self::Handshake => "TLS handshake",
@@ -606,16 +610,6 @@ fn literal_addrs(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
         .map(|ip| vec![SocketAddr::new(ip, port)])
 }
 
-type Resolved = (String, Result<Vec<SocketAddr>, String>);
-
-/// The system resolver (`getaddrinfo`: /etc/hosts, nsswitch, DNS).
-fn resolve(host: &str) -> Result<Vec<SocketAddr>, String> {
-    (host, 0u16)
-        .to_socket_addrs()
-        .map(Iterator::collect)
-        .map_err(|e| e.to_string())
-}
-
 /// Runs every exchange until `on_done` says stop, all are finished, or the
 /// deadline passes. `on_done(i, result)` is called once per finished
 /// exchange `i`, with the complete 200 body or the failure.
@@ -624,9 +618,9 @@ pub fn run(
     opts: &Options<'_>,
     on_done: &mut dyn FnMut(usize, Result<Vec<u8>, Failure>) -> Control,
 ) -> End {
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<Resolved>();
-        let mut handles = Vec::new();
+    {
+        // Dropped at the end of this block: kills and reaps every helper.
+        let mut lookups = Lookups::new(opts.resolver);
         let mut conns: Vec<Conn<'_>> = Vec::with_capacity(exchanges.len());
         let mut early: Vec<(usize, Failure)> = Vec::new();
         let mut asked: Vec<String> = Vec::new();
@@ -664,39 +658,15 @@ pub fn run(
                 }
             } else if !asked.contains(&key) {
                 asked.push(key.clone());
-                let thread_tx = tx.clone();
-                let thread_key = key.clone();
-                let thread_host = host.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("pam_yubiotp-dns".into())
-                    // An explicit size: std would otherwise read RUST_MIN_STACK
-                    // from the (caller-controlled) environment.
-                    .stack_size(256 << 10)
-                    .spawn_scoped(scope, move || {
-                        let _ = thread_tx.send((thread_key, resolve(&thread_host)));
-                    });
-                match spawned {
-                    Ok(h) => handles.push(h),
-                    // No thread to be had (RLIMIT_NPROC, memory): resolve
-                    // inline; this blocks as long as getaddrinfo takes.
-                    Err(_) => {
-                        let _ = tx.send((key, resolve(&host)));
-                    }
-                }
+                lookups.start(&host);
             }
             conns.push(conn);
         }
-        drop(tx);
-        let end = drive(&mut conns, &rx, early, opts, on_done);
-        // Close every socket before waiting for resolvers.
+        let end = drive(&mut conns, &mut lookups, early, opts, on_done);
         drop(conns);
-        for h in handles {
-            // A resolver cannot panic in practice; joining explicitly keeps
-            // a panic from propagating out of the scope.
-            let _ = h.join();
-        }
+        drop(lookups);
         end
-    })
+    }
 }
 
 fn pending(conns: &[Conn<'_>]) -> Vec<(usize, Phase)> {
@@ -719,7 +689,7 @@ fn poll_timeout(until: Instant, now: Instant) -> PollTimeout {
 
 fn drive(
     conns: &mut [Conn<'_>],
-    rx: &mpsc::Receiver<Resolved>,
+    lookups: &mut Lookups,
     early: Vec<(usize, Failure)>,
     opts: &Options<'_>,
     on_done: &mut dyn FnMut(usize, Result<Vec<u8>, Failure>) -> Control,
@@ -752,7 +722,7 @@ fn drive(
             };
         }
         // Resolver results.
-        while let Ok((key, res)) = rx.try_recv() {
+        while let Some((key, res)) = lookups.try_next() {
             for (i, c) in conns.iter_mut().enumerate() {
                 if matches!(c.state, State::Resolving)
                     && c.resolver_key == key
@@ -923,6 +893,7 @@ mod tests {
             tls: None,
             deadline: Instant::now() + Duration::from_secs(20),
             body_cap: 4096,
+            resolver: Path::new(super::super::resolve::DEFAULT_HELPER),
         };
         let mut got = Vec::new();
         let end = run(&ex, &opts, &mut |i, r| {
@@ -948,6 +919,7 @@ mod tests {
             tls: None,
             deadline: Instant::now() + Duration::from_secs(20),
             body_cap: 4096,
+            resolver: Path::new(super::super::resolve::DEFAULT_HELPER),
         };
         let mut got = Vec::new();
         let end = run(&ex, &opts, &mut |i, r| {
