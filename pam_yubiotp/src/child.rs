@@ -324,6 +324,14 @@ impl Drop for Child {
     }
 }
 
+/// True when `pid` is no child of ours any more (reaped).
+#[cfg(test)]
+pub(crate) fn reaped(pid: u32) -> bool {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+    waitpid(pid, Some(WaitPidFlag::WNOHANG)) == Err(Errno::ECHILD)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,13 +344,7 @@ mod tests {
         assert_eq!(f.stdout, b"hello\n");
         assert!(f.status.unwrap().success());
         assert!(!f.killed && !f.overflow);
-        // Reaped: the pid is no longer our child.
-        let e = nix::sys::wait::waitpid(
-            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        )
-        .unwrap_err();
-        assert_eq!(e, Errno::ECHILD);
+        assert!(reaped(pid), "the pid is no longer our child");
     }
 
     #[test]
@@ -371,25 +373,19 @@ mod tests {
     #[test]
     fn a_child_that_hangs_is_killed_at_the_deadline_and_reaped() {
         let c = Child::spawn(Path::new("/bin/sleep"), &["30"], None, 1024).unwrap();
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+        let pid = c.id();
         let f = c.run_until(Instant::now() + Duration::from_millis(50));
         assert!(f.killed);
         assert!(!f.status.unwrap().success());
-        assert_eq!(
-            nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap_err(),
-            Errno::ECHILD
-        );
+        assert!(reaped(pid));
     }
 
     #[test]
     fn dropping_kills_and_reaps() {
         let c = Child::spawn(Path::new("/bin/sleep"), &["30"], None, 1024).unwrap();
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+        let pid = c.id();
         drop(c);
-        assert_eq!(
-            nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap_err(),
-            Errno::ECHILD
-        );
+        assert!(reaped(pid));
     }
 
     #[test]

@@ -466,34 +466,32 @@ fe80::1%eth0 api.example.org
         }
     }
 
+    /// An executable shell script `name` in `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
     #[test]
     fn a_helper_that_hangs_is_killed_when_the_lookups_are_dropped() {
         let dir = crate::testutil::tempdir();
-        let script = dir.path().join("hang");
-        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = script(dir.path(), "hang", "exec sleep 30");
         let mut l = Lookups::with_hosts(&script, &dir.path().join("no-hosts"));
         l.start("hang.example");
         assert!(l.pending());
         let pid = l.running.first().map(|(_, c)| c.id()).unwrap();
         assert_eq!(l.try_next(), None);
         drop(l);
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
-        assert_eq!(
-            nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap_err(),
-            nix::errno::Errno::ECHILD,
-            "killed and reaped"
-        );
+        assert!(crate::child::reaped(pid), "killed and reaped");
     }
 
     #[test]
     fn a_helper_answer_is_read_from_its_stdout() {
         let dir = crate::testutil::tempdir();
-        let script = dir.path().join("answer");
-        std::fs::write(&script, "#!/bin/sh\nprintf 'addr 192.0.2.9\\nend\\n'\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = script(dir.path(), "answer", "printf 'addr 192.0.2.9\\nend\\n'");
         let mut l = Lookups::with_hosts(&script, &dir.path().join("no-hosts"));
         l.start("dns.example");
         // Bounded: the script answers at once.
