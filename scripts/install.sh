@@ -17,6 +17,8 @@
 # Layout (paths under $DESTDIR):
 #   $PAMDIR/pam_yubiotp.so                         0644 root:root
 #   $PREFIX/sbin/ykmap                             0755 (skipped with a warning if not built)
+#   /usr/libexec/yubiotp/yubiotp-resolve           0755 (the module's resolver helper; the
+#                                                  path is compiled into the module)
 #   $PREFIX/share/man/man5/yubiotp.toml.5, man8/pam_yubiotp.8 (and ykmap.8 if present) 0644
 #   $PREFIX/share/doc/pam_yubiotp/{recipes.md,README.md}, examples/...  0644
 #   /etc/yubiotp/                                  0700 root:root
@@ -25,9 +27,11 @@
 #   /usr/share/pam-configs/yubiotp                 0644 (pam-auth-update profile, not enabled)
 #   $PREFIX/share/pam_yubiotp/install-manifest     what was installed, for uninstall.sh
 #
-# /etc, /var/lib and /usr/share/pam-configs do not follow PREFIX: the module
-# reads /etc/yubiotp/yubiotp.toml and /var/lib/yubiotp by default, and
-# pam-auth-update reads only /usr/share/pam-configs.
+# /etc, /var/lib, /usr/libexec/yubiotp and /usr/share/pam-configs do not
+# follow PREFIX: the module reads /etc/yubiotp/yubiotp.toml and
+# /var/lib/yubiotp by default, runs /usr/libexec/yubiotp/yubiotp-resolve
+# (cloud.resolver overrides it), and pam-auth-update reads only
+# /usr/share/pam-configs.
 #
 # Every file is written to a temporary name and renamed into place, so a
 # running sshd never sees a half-written module. A directory is recorded as
@@ -79,7 +83,9 @@ case "$PAMDIR" in /*) ;; *) die "PAMDIR must be an absolute path (got '$PAMDIR')
 
 module_src="$TARGET_DIR/release/libpam_yubiotp.so"
 ykmap_src="$TARGET_DIR/release/ykmap"
+resolve_src="$TARGET_DIR/release/yubiotp-resolve"
 [ -f "$module_src" ] || die "$module_src not found: build first (make release, or make install)"
+[ -f "$resolve_src" ] || die "$resolve_src not found: build first (make release, or make install)"
 
 if [ "$(id -u)" = 0 ]; then
     as_root=1
@@ -163,6 +169,9 @@ sha256() { sha256sum "$1" | cut -d' ' -f1; }
 mkdirs "$PAMDIR" 0755
 put "$module_src" "$PAMDIR/pam_yubiotp.so" 0644
 say "module  $PAMDIR/pam_yubiotp.so"
+mkdirs /usr/libexec/yubiotp 0755
+put "$resolve_src" /usr/libexec/yubiotp/yubiotp-resolve 0755
+say "helper  /usr/libexec/yubiotp/yubiotp-resolve"
 
 if [ -f "$ykmap_src" ]; then
     mkdirs "$PREFIX/sbin" 0755

@@ -15,6 +15,7 @@
 pub mod atomic;
 pub mod audit;
 pub mod backend;
+pub mod child;
 pub mod config;
 pub mod engine;
 #[allow(unsafe_code)]

@@ -4,6 +4,7 @@
  *   pam_driver SERVICE USER [--answers FILE] [--silent] [--repeat N]
  *              [--rhost HOST] [--no-conv] [--ops authenticate,setcred,acct_mgmt]
  *              [--confdir DIR] [--wait-for FILE] [--disallow-null]
+ *              [--sigchld-ignore]
  *
  * --confdir uses pam_start_confdir (Linux-PAM >= 1.4) instead of pam_start,
  * so many drivers can run at once without pam_wrapper. --wait-for blocks
@@ -16,19 +17,26 @@
  * CONVERR (the conversation fails with PAM_CONV_ERR). Running out of
  * answers is a conversation error too.
  *
+ * --sigchld-ignore sets SIGCHLD to SIG_IGN before pam_start, as some hosts
+ * do (children are then reaped by the kernel; waitpid fails with ECHILD).
+ *
  * Output on stdout, one event per line:
  *   prompt STYLE HEXMSG   | msg STYLE HEXMSG
  *   rc OP CODE            (OP: start, authenticate, setcred, acct_mgmt)
  *   env NAME=HEXVALUE     (the PAM environment after the last operation)
  *   threads BEFORE AFTER  | fds BEFORE AFTER
+ *   children none|zombie|running  (waitpid(-1, WNOHANG) after pam_end)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <pwd.h>
+#include <signal.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char **answers;
@@ -123,7 +131,7 @@ static void load_answers(const char *file) {
 
 int main(int argc, char **argv) {
     const char *ops = "authenticate", *rhost = NULL, *confdir = NULL, *wait_for = NULL;
-    int flags = 0, repeat = 1, no_conv = 0;
+    int flags = 0, repeat = 1, no_conv = 0, sigchld_ignore = 0;
     if (argc < 3) {
         fprintf(stderr, "usage: pam_driver SERVICE USER [options]\n");
         return 2;
@@ -147,6 +155,8 @@ int main(int argc, char **argv) {
             wait_for = argv[++i];
         else if (!strcmp(argv[i], "--no-conv"))
             no_conv = 1;
+        else if (!strcmp(argv[i], "--sigchld-ignore"))
+            sigchld_ignore = 1;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -155,6 +165,8 @@ int main(int argc, char **argv) {
     /* nss_wrapper opens its passwd file on the first lookup and keeps it:
        do one before the baseline so only the module's fds are compared. */
     (void)getpwnam(argv[2]);
+    if (sigchld_ignore)
+        signal(SIGCHLD, SIG_IGN);
     int threads_before = count_dir("/proc/self/task");
     int fds_before = count_dir("/proc/self/fd");
     struct pam_conv pc = {no_conv ? NULL : conv, NULL};
@@ -200,6 +212,11 @@ int main(int argc, char **argv) {
     pam_end(h, rc);
     printf("threads %d %d\n", threads_before, count_dir("/proc/self/task"));
     printf("fds %d %d\n", fds_before, count_dir("/proc/self/fd"));
+    {
+        int st;
+        pid_t w = waitpid(-1, &st, WNOHANG);
+        printf("children %s\n", w > 0 ? "zombie" : w == 0 ? "running" : errno == ECHILD ? "none" : "error");
+    }
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {

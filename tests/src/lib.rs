@@ -191,6 +191,8 @@ pub struct RunOpts {
     /// Run the application under this command prefix (e.g. strace or
     /// setpriv), given as argv words.
     pub wrap: Vec<String>,
+    /// Set SIGCHLD to SIG_IGN in the application before pam_start.
+    pub sigchld_ignore: bool,
 }
 
 /// What one run of the application showed.
@@ -208,6 +210,9 @@ pub struct Run {
     pub threads: (i32, i32),
     /// Open fd count before pam_start and after pam_end.
     pub fds: (i32, i32),
+    /// Children of the application after pam_end: `none`, `zombie` or
+    /// `running` (`waitpid(-1, WNOHANG)`).
+    pub children: String,
     /// Everything on stderr: pam_wrapper prints syslog lines there.
     pub stderr: String,
     /// Raw stdout.
@@ -488,6 +493,9 @@ impl World {
         if opts.no_conv {
             cmd.arg("--no-conv");
         }
+        if opts.sigchld_ignore {
+            cmd.arg("--sigchld-ignore");
+        }
         if let Some(w) = &opts.wait_for {
             cmd.arg("--wait-for").arg(w);
         }
@@ -588,6 +596,7 @@ fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -> Ru
             }
             ["threads", a, b] => run.threads = (a.parse().unwrap(), b.parse().unwrap()),
             ["fds", a, b] => run.fds = (a.parse().unwrap(), b.parse().unwrap()),
+            ["children", c] => run.children = (*c).to_string(),
             _ => {}
         }
     }

@@ -66,12 +66,17 @@ fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
     out
 }
 
+/// The stand-in resolver helper of [`fake_target`].
+const FAKE_RESOLVE: &str = "#!/bin/sh\necho end\n";
+
 /// A fake cargo target directory: release/libpam_yubiotp.so (the built
-/// module) and, if asked, a stand-in release/ykmap.
+/// module), a stand-in release/yubiotp-resolve and, if asked, a stand-in
+/// release/ykmap.
 fn fake_target(dir: &Path, with_ykmap: bool) -> PathBuf {
     let t = dir.join("target");
     fs::create_dir_all(t.join("release")).unwrap();
     fs::copy(module_path(), t.join("release/libpam_yubiotp.so")).unwrap();
+    fs::write(t.join("release/yubiotp-resolve"), FAKE_RESOLVE).unwrap();
     if with_ykmap {
         fs::write(t.join("release/ykmap"), "#!/bin/sh\necho ykmap stand-in\n").unwrap();
         fs::set_permissions(t.join("release/ykmap"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -147,6 +152,9 @@ fn expected_files(
     if with_ykmap {
         file(format!("{prefix}/sbin/ykmap"), 0o755, None);
     }
+    // Content not compared: a stand-in here, the release build in
+    // make_install_uninstall_and_deb.
+    file("/usr/libexec/yubiotp/yubiotp-resolve".into(), 0o755, None);
     for e in fs::read_dir(repo().join("man")).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();

@@ -4,12 +4,6 @@
 //! the counter state is unchanged, and the same OTP is accepted once the
 //! limit is gone. The limits are set with util-linux `prlimit`, which
 //! execs the application with them.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;

@@ -157,6 +157,10 @@ pub struct CloudSettings {
     pub capath: Option<PathBuf>,
     /// HTTP proxy.
     pub proxy: Option<HttpProxy>,
+    /// The resolver helper for names not in /etc/hosts (`cloud.resolver`,
+    /// from the root-owned file only; default
+    /// [`crate::backend::cloud::resolve::DEFAULT_HELPER`]).
+    pub resolver: PathBuf,
 }
 
 impl CloudSettings {
@@ -185,6 +189,7 @@ impl CloudSettings {
             cafile: None,
             capath: None,
             proxy: None,
+            resolver: PathBuf::from(crate::backend::cloud::resolve::DEFAULT_HELPER),
         })
     }
 
@@ -335,6 +340,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         c.cafile = v.cafile;
         c.capath = v.capath;
         c.proxy = v.proxy;
+        c.resolver = v.resolver;
         Some(c)
     } else {
         None

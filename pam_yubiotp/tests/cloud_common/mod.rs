@@ -74,6 +74,7 @@ pub fn unsigned(s: &CloudSettings) -> CloudSettings {
     u.cafile.clone_from(&s.cafile);
     u.capath.clone_from(&s.capath);
     u.proxy.clone_from(&s.proxy);
+    u.resolver.clone_from(&s.resolver);
     u
 }
 

@@ -2,8 +2,10 @@
 //!
 //! [`protocol`] is the protocol without I/O (nonce, signing, parsing,
 //! judging one answer); [`http`] is the bit of HTTP/1.1 we need; [`tls`]
-//! builds the rustls configuration from fixed trust anchors; [`transport`]
-//! asks every server at once from the calling thread.
+//! builds the rustls configuration from fixed trust anchors; [`resolve`]
+//! turns host names into addresses within the deadline (`/etc/hosts`, then
+//! a killable helper process); [`transport`] asks every server at once
+//! from the calling thread.
 //!
 //! One attempt: a fresh nonce, the same signed request to every URL in
 //! parallel, one overall deadline (`timeout`). The first definitive answer
@@ -22,6 +24,7 @@
 
 pub mod http;
 pub mod protocol;
+pub mod resolve;
 pub mod tls;
 pub mod transport;
 
@@ -226,6 +229,7 @@ impl CloudBackend for CloudValidator<'_> {
             tls,
             deadline,
             body_cap: protocol::MAX_BODY,
+            resolver: &s.resolver,
         };
         self.debug(&format!(
             "cloud: asking {} server(s), timeout {} ms{}",

@@ -1,10 +1,9 @@
-//! The loop over all connections: resolver threads, one `poll(2)` with the
+//! The loop over all connections: resolver lookups, one `poll(2)` with the
 //! one deadline, each ready connection advanced, each finished exchange
 //! reported to the caller, who may stop the rest.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -12,6 +11,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use zeroize::Zeroizing;
 
 use super::super::http;
+use super::super::resolve::Lookups;
 use super::connection::{Conn, State, Step};
 use super::{Control, End, Exchange, Failure, Options, Phase};
 
@@ -22,20 +22,11 @@ const MAX_ITERATIONS: u32 = 1_000_000;
 const RESOLVER_TICK: Duration = Duration::from_millis(5);
 
 type Outcome = Result<Vec<u8>, Failure>;
-type Resolved = (String, Result<Vec<SocketAddr>, String>);
 
 fn literal_addrs(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
     host.parse::<IpAddr>()
         .ok()
         .map(|ip| vec![SocketAddr::new(ip, port)])
-}
-
-/// The system resolver (`getaddrinfo`: /etc/hosts, nsswitch, DNS).
-fn resolve(host: &str) -> Result<Vec<SocketAddr>, String> {
-    (host, 0u16)
-        .to_socket_addrs()
-        .map(Iterator::collect)
-        .map_err(|e| e.to_string())
 }
 
 /// Runs every exchange until `on_done` says stop, all are finished, or the
@@ -46,9 +37,9 @@ pub fn run(
     opts: &Options<'_>,
     on_done: &mut dyn FnMut(usize, Outcome) -> Control,
 ) -> End {
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<Resolved>();
-        let mut handles = Vec::new();
+    {
+        // Dropped at the end of this block: kills and reaps every helper.
+        let mut lookups = Lookups::new(opts.resolver);
         let mut conns: Vec<Conn<'_>> = Vec::with_capacity(exchanges.len());
         let mut early: Vec<(usize, Outcome)> = Vec::new();
         let mut asked: Vec<String> = Vec::new();
@@ -75,39 +66,15 @@ pub fn run(
                 }
             } else if !asked.iter().any(|a| a == host) {
                 asked.push(host.to_string());
-                let thread_tx = tx.clone();
-                let thread_host = host.to_string();
-                let spawned = std::thread::Builder::new()
-                    .name("pam_yubiotp-dns".into())
-                    // An explicit size: std would otherwise read RUST_MIN_STACK
-                    // from the (caller-controlled) environment.
-                    .stack_size(256 << 10)
-                    .spawn_scoped(scope, move || {
-                        let res = resolve(&thread_host);
-                        let _ = thread_tx.send((thread_host, res));
-                    });
-                match spawned {
-                    Ok(h) => handles.push(h),
-                    // No thread to be had (RLIMIT_NPROC, memory): resolve
-                    // inline; this blocks as long as getaddrinfo takes.
-                    Err(_) => {
-                        let _ = tx.send((host.to_string(), resolve(host)));
-                    }
-                }
+                lookups.start(host);
             }
             conns.push(conn);
         }
-        drop(tx);
-        let end = drive(&mut conns, &rx, early, opts, on_done);
-        // Close every socket before waiting for resolvers.
+        let end = drive(&mut conns, &mut lookups, early, opts, on_done);
         drop(conns);
-        for h in handles {
-            // A resolver cannot panic in practice; joining explicitly keeps
-            // a panic from propagating out of the scope.
-            let _ = h.join();
-        }
+        drop(lookups);
         end
-    })
+    }
 }
 
 fn pending(conns: &[Conn<'_>]) -> Vec<(usize, Phase)> {
@@ -171,7 +138,7 @@ fn push(finished: &mut Vec<(usize, Outcome)>, i: usize, step: Step) {
 
 fn drive(
     conns: &mut [Conn<'_>],
-    rx: &mpsc::Receiver<Resolved>,
+    lookups: &mut Lookups,
     mut finished: Vec<(usize, Outcome)>,
     opts: &Options<'_>,
     on_done: &mut dyn FnMut(usize, Outcome) -> Control,
@@ -200,7 +167,7 @@ fn drive(
             };
         }
         // Resolver results.
-        while let Ok((key, res)) = rx.try_recv() {
+        while let Some((key, res)) = lookups.try_next() {
             for (i, c) in conns.iter_mut().enumerate() {
                 if c.state == State::Resolving && c.resolver_key == key {
                     let step = c.resolved(res.clone(), deadline);

@@ -3,8 +3,8 @@
 //! Every connection is a non-blocking socket driven by one `poll(2)` loop
 //! (rustls `ClientConnection` for TLS), so the caller can stop at the first
 //! definitive answer and nothing keeps running afterwards: when [`run`]
-//! returns, every socket is closed and every thread it started has been
-//! joined. Writes use `send`/`sendmsg` with `MSG_NOSIGNAL`, so a peer
+//! returns, every socket is closed and every resolver helper it started
+//! has been killed (if still running) and reaped. Writes use `send`/`sendmsg` with `MSG_NOSIGNAL`, so a peer
 //! reset gives `EPIPE`, never a `SIGPIPE` that would kill a C host (whose
 //! SIGPIPE is at its default action). Every socket has `TCP_NODELAY`, and
 //! the TLS records queued at one time leave in one `sendmsg`: after the
@@ -14,11 +14,10 @@
 //! [`connection`] is one exchange (socket, proxy tunnel, TLS, response
 //! reader); [`driver`] is the loop over all of them with the deadline.
 //!
-//! Names that are not IP literals are resolved with the system resolver
-//! (`getaddrinfo`, so `/etc/hosts` and nsswitch apply) in scoped threads,
-//! one per distinct host, joined before [`run`] returns. A resolver that
-//! hangs therefore delays the return until `getaddrinfo` gives up (glibc:
-//! `timeout`/`attempts` in resolv.conf); IP literals need no thread.
+//! Names that are not IP literals are resolved by [`super::resolve`]
+//! (`/etc/hosts`, then a helper process running `getaddrinfo`), one
+//! lookup per distinct host, polled from the loop; the deadline stops a
+//! lookup like any other phase.
 //!
 //! The proxy comes only from the caller (never from `*_PROXY` variables):
 //! HTTP CONNECT for https targets, an absolute-form GET for http targets.
@@ -27,6 +26,7 @@ mod connection;
 mod driver;
 
 use core::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,6 +66,8 @@ pub struct Options<'a> {
     pub deadline: Instant,
     /// Largest body accepted.
     pub body_cap: usize,
+    /// The resolver helper for names not in /etc/hosts.
+    pub resolver: &'a Path,
 }
 
 /// Why an exchange failed, by class (no secret, no body).
@@ -119,7 +121,8 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Resolving => "resolving",
+            // Whatever ends the call also kills the lookup's helper.
+            Self::Resolving => "resolving, lookup stopped",
             Self::Connecting => "connecting",
             Self::Proxy => "proxy",
             Self::Handshake => "TLS handshake",
@@ -243,6 +246,7 @@ mod tests {
             tls: None,
             deadline: Instant::now() + Duration::from_secs(20),
             body_cap: 4096,
+            resolver: Path::new(super::super::resolve::DEFAULT_HELPER),
         };
         let mut got = Vec::new();
         let end = run(&ex, &opts, &mut |i, r| {
@@ -268,6 +272,7 @@ mod tests {
             tls: None,
             deadline: Instant::now() + Duration::from_secs(20),
             body_cap: 4096,
+            resolver: Path::new(super::super::resolve::DEFAULT_HELPER),
         };
         let mut got = Vec::new();
         let end = run(&ex, &opts, &mut |i, r| {
