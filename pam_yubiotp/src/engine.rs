@@ -142,7 +142,7 @@ fn hybrid_after_ok(
     let keys = match KeyStore::load(&settings.local.keystore) {
         Ok(keys) => keys,
         Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
-            return Verdict::Accepted(Accepted { backend: "cloud" });
+            return no_key_store(settings, token, server);
         }
         Err(e) => {
             return Verdict::Unavailable(format!(
@@ -180,6 +180,29 @@ fn hybrid_after_ok(
             Verdict::Rejected(format!("cloud OK overruled locally: {r}"))
         }
         v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => from_local(v, token, "local"),
+    }
+}
+
+/// Hybrid, after a cloud `OK`, when the key store was not found: the key
+/// is not held locally only if its counter state is absent too. A key
+/// store that vanished (or an `ENOENT` from a failing disk or a path
+/// lookup) while the key's counter state is still there must not let the
+/// OTP through without advancing the local counters, or the fallback could
+/// accept it again later.
+fn no_key_store(settings: &Settings, token: &Token, server: &str) -> Verdict {
+    let state = CounterStore::open(&settings.local.statedir).and_then(|c| c.read(&token.public_id));
+    match state {
+        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_)))
+        | Err(StoreError::StateMissing { .. }) => Verdict::Accepted(Accepted { backend: "cloud" }),
+        Ok(_) => Verdict::Unavailable(format!(
+            "cloud OK from {server}, but the local key store is missing while {} has counter state",
+            token.public_id
+        )),
+        Err(e) => Verdict::Unavailable(format!(
+            "cloud OK from {server}, but the local key store is missing and the counter state of {} cannot be checked: {}",
+            token.public_id,
+            describe_store_error(&e)
+        )),
     }
 }
 
