@@ -42,6 +42,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -471,6 +472,215 @@ fn one_fault(
     class
 }
 
+/// Un-escapes the first quoted string of an strace argument list.
+fn strace_string(args: &str) -> Option<Vec<u8>> {
+    let start = args.find('"')?;
+    let mut out = Vec::new();
+    let mut it = args[start + 1..].bytes().peekable();
+    while let Some(b) = it.next() {
+        match b {
+            b'"' => return Some(out),
+            b'\\' => match it.next()? {
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'r' => out.push(b'\r'),
+                b'x' => {
+                    let h: String = [it.next()?, it.next()?].iter().map(|c| *c as char).collect();
+                    out.push(u8::from_str_radix(&h, 16).ok()?);
+                }
+                d @ b'0'..=b'7' => {
+                    let mut v = u32::from(d - b'0');
+                    for _ in 0..2 {
+                        match it.peek() {
+                            Some(c @ b'0'..=b'7') => {
+                                v = v * 8 + u32::from(c - b'0');
+                                it.next();
+                            }
+                            _ => break,
+                        }
+                    }
+                    out.push(u8::try_from(v).ok()?);
+                }
+                other => out.push(other),
+            },
+            other => out.push(other),
+        }
+    }
+    None
+}
+
+/// The path strace `-y` shows for the first fd argument (`5</path>`).
+fn fd_path(args: &str) -> Option<&str> {
+    let a = args.split_once('<')?.1;
+    Some(a.split_once('>')?.0)
+}
+
+/// What the state file holds after a power loss right after the last call
+/// of `calls`: file data survives only once `fsync`ed, a rename only once
+/// its directory is `fsync`ed. `None`: no state file.
+fn durable_state(calls: &[Call], state_dir: &str, state_file: &str, old: &[u8]) -> Option<Vec<u8>> {
+    struct Rec {
+        data: Vec<u8>,
+        durable: Vec<u8>,
+    }
+    let mut recs = vec![Rec {
+        data: old.to_vec(),
+        durable: old.to_vec(),
+    }];
+    let mut volatile: BTreeMap<String, usize> = BTreeMap::new();
+    volatile.insert(state_file.to_string(), 0);
+    let mut durable = volatile.clone();
+    for c in calls {
+        let ok = c.args.contains(") = ") && !c.args.contains(") = -1") && !c.args.contains("= ?");
+        if !ok {
+            continue;
+        }
+        match c.name.as_str() {
+            "write" | "pwrite64" => {
+                let Some(path) = fd_path(&c.args).filter(|p| p.starts_with(state_dir)) else {
+                    continue;
+                };
+                let data = strace_string(&c.args).unwrap_or_default();
+                let idx = *volatile.entry(path.to_string()).or_insert_with(|| {
+                    recs.push(Rec {
+                        data: Vec::new(),
+                        durable: Vec::new(),
+                    });
+                    recs.len() - 1
+                });
+                recs[idx].data.extend_from_slice(&data);
+            }
+            "fsync" | "fdatasync" => {
+                let Some(path) = fd_path(&c.args) else { continue };
+                if path == state_dir {
+                    durable = volatile.clone();
+                } else if let Some(&idx) = volatile.get(path) {
+                    recs[idx].durable = recs[idx].data.clone();
+                }
+            }
+            "rename" | "renameat" | "renameat2" => {
+                let mut quoted = c.args.split('"').skip(1).step_by(2);
+                if let (Some(from), Some(to)) = (quoted.next(), quoted.next())
+                    && let Some(idx) = volatile.remove(from)
+                {
+                    volatile.insert(to.to_string(), idx);
+                }
+            }
+            _ => {}
+        }
+    }
+    durable.get(state_file).map(|&idx| recs[idx].durable.clone())
+}
+
+/// Power loss, simulated: the login is SIGKILLed at each call on the state
+/// directory and right after `pam_end`, then everything not yet `fsync`ed
+/// is discarded (the state file is set to what a disk would hold), and the
+/// "rebooted" host is checked: an OTP accepted before the power loss is
+/// never accepted again, and an unreadable state fails closed.
+fn power_loss(mode: &'static str, verbose: bool, tally: &mut Tally) {
+    let mut s = Scenario::new(mode);
+    let state_dir = s.w.state.display().to_string();
+    let store = CounterStore::open(&s.w.state).unwrap();
+    let state_file = store.path_of(&s.key.id).display().to_string();
+    let trace = s.w.dir.path().join("power.trace");
+    let trace_arg = trace.display().to_string();
+    let traced = |extra: &[String]| {
+        let mut v = vec!["-y".to_string(), "-s".into(), "256".into(), "-o".into(), trace_arg.clone()];
+        v.extend_from_slice(extra);
+        strace_wrap(&v)
+    };
+    let otp = s.key.next();
+    let (_, r) = s.run(&otp, traced(&[])).expect("baseline hung");
+    assert_eq!(r.auth(), code::SUCCESS, "power-loss baseline: {}", r.everything());
+    let calls = parse_trace(&fs::read_to_string(&trace).unwrap());
+    let main_pid = calls.first().map(|c| c.pid).unwrap_or_default();
+    // The durability order, read off the unfaulted trace: once PAM_SUCCESS
+    // is reported, a power loss must not bring the old counter back.
+    let reported = calls
+        .iter()
+        .position(|c| c.name == "write" && c.args.starts_with("1<") && c.args.contains("rc authenticate"))
+        .expect("the result write");
+    let at_success = durable_state(&calls[..=reported], &state_dir, &state_file, b"");
+    let expect = pam_yubiotp::store::counters::format_state(s.key.counter).into_bytes();
+    if at_success.as_deref() != Some(expect.as_slice()) {
+        tally.violations.push(format!(
+            "{mode} power loss: when PAM_SUCCESS is reported the durable state is {at_success:?}, not the new counter"
+        ));
+    }
+    let points: Vec<(String, u32)> = calls
+        .iter()
+        .filter(|c| c.pid == main_pid && c.in_window && c.args.contains(&state_dir))
+        .map(|c| (c.name.clone(), c.nth))
+        .chain(
+            calls
+                .iter()
+                .filter(|c| c.name == "access" && c.args.contains("/pam_driver-mark/end"))
+                .map(|c| (c.name.clone(), c.nth)),
+        )
+        .collect();
+    for (name, nth) in points {
+        let old = fs::read(&state_file).unwrap();
+        let otp = s.key.next();
+        let what = format!("{mode} power loss at {name}#{nth}");
+        let Some((status, run)) = s.run(
+            &otp,
+            traced(&[
+                "-e".into(),
+                format!("inject={name}:signal=SIGKILL:when={nth}"),
+            ]),
+        ) else {
+            tally.violations.push(format!("{what}: hung"));
+            continue;
+        };
+        tally.tried += 1;
+        let accepted = run.auths() == vec![code::SUCCESS];
+        let calls = parse_trace(&fs::read_to_string(&trace).unwrap());
+        let disk = durable_state(&calls, &state_dir, &state_file, &old);
+        // The "reboot": the state file is what the disk kept.
+        match &disk {
+            Some(bytes) => yubiotp_tests::write_mode(Path::new(&state_file), bytes, 0o600),
+            None => {
+                let _ = fs::remove_file(&state_file);
+            }
+        }
+        let class = match (status.signal(), accepted) {
+            (Some(9), true) => "power loss after PAM_SUCCESS",
+            (Some(9), false) => "power loss before a result",
+            _ => {
+                tally.violations.push(format!("{what}: not killed: {status:?}"));
+                "not killed"
+            }
+        };
+        let replay = s.plain_auth(&otp);
+        if accepted && replay.is_none_or(|c| c == code::SUCCESS || c == code::IGNORE) {
+            tally.violations.push(format!("{what}: the OTP accepted before the power loss is accepted again after it ({replay:?}); disk {disk:?}"));
+        }
+        let committed = disk.as_deref()
+            == Some(pam_yubiotp::store::counters::format_state(s.key.counter).as_bytes());
+        if !accepted && committed && replay.is_none_or(|c| c == code::SUCCESS || c == code::IGNORE) {
+            tally.violations.push(format!("{what}: the committed OTP is accepted again after the reboot"));
+        }
+        if !accepted
+            && !committed
+            && replay.is_none_or(|c| c != code::SUCCESS && c != code::AUTHINFO_UNAVAIL)
+        {
+            tally.violations.push(format!("{what}: after the reboot the unused OTP gave {replay:?}"));
+        }
+        if verbose {
+            eprintln!("{class}: {what}: disk {:?} replay {replay:?}", disk.as_deref().map(String::from_utf8_lossy));
+        }
+        *tally.classes.entry(format!("{mode}: {class}")).or_default() += 1;
+        // An admin repairs a state the power loss left unreadable.
+        if s.stored().is_err() {
+            store.set(&s.key.id, s.key.counter, true).unwrap();
+        }
+        let fresh = s.key.next();
+        if s.plain_auth(&fresh) != Some(code::SUCCESS) {
+            tally.violations.push(format!("{what}: a fresh OTP after the reboot is refused"));
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut modes = vec!["local", "hybrid"];
     let mut max_n = 1000u32;
@@ -499,6 +709,9 @@ fn main() -> ExitCode {
     let started = Instant::now();
     for mode in modes {
         sweep(mode, max_n, only.as_deref(), verbose, &mut tally);
+        if only.is_none() {
+            power_loss(mode, verbose, &mut tally);
+        }
     }
     println!("== fault sweep: {} faulted logins in {:?}", tally.tried, started.elapsed());
     println!("-- syscall: faults tried (occurrences up to N)");
