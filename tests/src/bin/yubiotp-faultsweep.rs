@@ -83,8 +83,20 @@ const CANNOT_FAIL: &[&str] = &[
 /// Calls whose failure on the module's files (config, keys, mapping,
 /// state) must never end in PAM_SUCCESS (EINTR aside: std retries it).
 const DECISIVE: &[&str] = &[
-    "read", "pread64", "readv", "write", "pwrite64", "writev", "fsync", "fdatasync", "rename",
-    "renameat", "renameat2", "open", "openat", "openat2",
+    "read",
+    "pread64",
+    "readv",
+    "write",
+    "pwrite64",
+    "writev",
+    "fsync",
+    "fdatasync",
+    "rename",
+    "renameat",
+    "renameat2",
+    "open",
+    "openat",
+    "openat2",
 ];
 
 /// The errnos each syscall can really return (the first is the default).
@@ -229,8 +241,14 @@ impl Scenario {
     }
 
     /// Runs one login; `(exit status, parsed run)`, or `None` on a hang.
-    fn run(&self, otp: &str, wrap: Vec<String>) -> Option<(std::process::ExitStatus, yubiotp_tests::Run)> {
-        let mut cmd = self.w.command("yubiotp-test", "alice", &Self::opts(otp, wrap));
+    fn run(
+        &self,
+        otp: &str,
+        wrap: Vec<String>,
+    ) -> Option<(std::process::ExitStatus, yubiotp_tests::Run)> {
+        let mut cmd = self
+            .w
+            .command("yubiotp-test", "alice", &Self::opts(otp, wrap));
         cmd.arg("--mark");
         let mut child = cmd.spawn().expect("spawn pam_driver");
         let mut out = child.stdout.take().unwrap();
@@ -262,8 +280,12 @@ impl Scenario {
     }
 
     fn plain_auth(&self, otp: &str) -> Option<i32> {
-        self.run(otp, Vec::new())
-            .and_then(|(_, r)| r.rc.iter().rev().find(|(op, _)| op == "authenticate").map(|(_, c)| *c))
+        self.run(otp, Vec::new()).and_then(|(_, r)| {
+            r.rc.iter()
+                .rev()
+                .find(|(op, _)| op == "authenticate")
+                .map(|(_, c)| *c)
+        })
     }
 }
 
@@ -302,7 +324,12 @@ fn sweep(mode: &'static str, max_n: u32, only: Option<&str>, verbose: bool, tall
         )
         .expect("baseline login hung");
     assert!(st.success(), "baseline: {st:?}\n{}", r.everything());
-    assert_eq!(r.auth(), code::SUCCESS, "baseline login: {}", r.everything());
+    assert_eq!(
+        r.auth(),
+        code::SUCCESS,
+        "baseline login: {}",
+        r.everything()
+    );
     assert_eq!(s.stored().unwrap(), s.key.counter, "baseline committed");
     let calls = parse_trace(&fs::read_to_string(&trace).unwrap());
     let main_pid = calls.first().map(|c| c.pid).unwrap_or_default();
@@ -310,7 +337,11 @@ fn sweep(mode: &'static str, max_n: u32, only: Option<&str>, verbose: bool, tall
     eprintln!(
         "{mode}: baseline trace: {} calls, {in_window} between pam_start and pam_end, {} threads/processes",
         calls.len(),
-        calls.iter().map(|c| c.pid).collect::<std::collections::BTreeSet<_>>().len()
+        calls
+            .iter()
+            .map(|c| c.pid)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     );
     // Group the calls that `when=N` hits together: the N-th of S in every thread.
     let mut groups: BTreeMap<(String, u32), Vec<&Call>> = BTreeMap::new();
@@ -331,7 +362,10 @@ fn sweep(mode: &'static str, max_n: u32, only: Option<&str>, verbose: bool, tall
                 && (c.args.starts_with("1<") || c.args.starts_with("2<"))
         };
         if main_call.is_some_and(|c| !c.in_window || harness(c)) {
-            tally.unreachable += group.iter().filter(|c| c.in_window && c.pid != main_pid).count();
+            tally.unreachable += group
+                .iter()
+                .filter(|c| c.in_window && c.pid != main_pid)
+                .count();
             continue;
         }
         targets.push((name, nth, group));
@@ -351,7 +385,8 @@ fn sweep(mode: &'static str, max_n: u32, only: Option<&str>, verbose: bool, tall
                 && group
                     .iter()
                     .any(|c| c.args.contains(&etc_dir) || c.args.contains(&state_dir));
-            let mut faults: Vec<String> = errnos(&name).iter().map(|e| format!("error={e}")).collect();
+            let mut faults: Vec<String> =
+                errnos(&name).iter().map(|e| format!("error={e}")).collect();
             if on_state {
                 faults.push("signal=SIGKILL".into());
             }
@@ -365,7 +400,10 @@ fn sweep(mode: &'static str, max_n: u32, only: Option<&str>, verbose: bool, tall
                     eprintln!("{class}: {what}");
                 }
                 tally.tried += 1;
-                let e = tally.per_syscall.entry(format!("{mode} {name}")).or_default();
+                let e = tally
+                    .per_syscall
+                    .entry(format!("{mode} {name}"))
+                    .or_default();
                 e.0 += 1;
                 e.1 = e.1.max(nth as usize);
                 *tally.classes.entry(format!("{mode}: {class}")).or_default() += 1;
@@ -387,7 +425,9 @@ fn one_fault(
     let before = match s.stored() {
         Ok(c) => c,
         Err(e) => {
-            tally.violations.push(format!("{what}: state unreadable before the run: {e}"));
+            tally
+                .violations
+                .push(format!("{what}: state unreadable before the run: {e}"));
             return "broken".into();
         }
     };
@@ -407,7 +447,12 @@ fn one_fault(
         return "hang".into();
     };
     let killed_by_us = fault == "signal=SIGKILL" && status.signal() == Some(9);
-    let auth = run.rc.iter().rev().find(|(op, _)| op == "authenticate").map(|(_, c)| *c);
+    let auth = run
+        .rc
+        .iter()
+        .rev()
+        .find(|(op, _)| op == "authenticate")
+        .map(|(_, c)| *c);
     let start = run.rc.iter().find(|(op, _)| op == "start").map(|(_, c)| *c);
     let class = if killed_by_us {
         "killed".to_string()
@@ -432,7 +477,9 @@ fn one_fault(
     let after = match s.stored() {
         Ok(c) if c == before || c == new => c,
         Ok(c) => {
-            violation(format!("state is {c}, neither the old {before} nor the new {new}"));
+            violation(format!(
+                "state is {c}, neither the old {before} nor the new {new}"
+            ));
             return class;
         }
         Err(e) => {
@@ -485,7 +532,10 @@ fn strace_string(args: &str) -> Option<Vec<u8>> {
                 b't' => out.push(b'\t'),
                 b'r' => out.push(b'\r'),
                 b'x' => {
-                    let h: String = [it.next()?, it.next()?].iter().map(|c| *c as char).collect();
+                    let h: String = [it.next()?, it.next()?]
+                        .iter()
+                        .map(|c| *c as char)
+                        .collect();
                     out.push(u8::from_str_radix(&h, 16).ok()?);
                 }
                 d @ b'0'..=b'7' => {
@@ -551,7 +601,9 @@ fn durable_state(calls: &[Call], state_dir: &str, state_file: &str, old: &[u8]) 
                 recs[idx].data.extend_from_slice(&data);
             }
             "fsync" | "fdatasync" => {
-                let Some(path) = fd_path(&c.args) else { continue };
+                let Some(path) = fd_path(&c.args) else {
+                    continue;
+                };
                 if path == state_dir {
                     durable = volatile.clone();
                 } else if let Some(&idx) = volatile.get(path) {
@@ -569,7 +621,9 @@ fn durable_state(calls: &[Call], state_dir: &str, state_file: &str, old: &[u8]) 
             _ => {}
         }
     }
-    durable.get(state_file).map(|&idx| recs[idx].durable.clone())
+    durable
+        .get(state_file)
+        .map(|&idx| recs[idx].durable.clone())
 }
 
 /// Power loss, simulated: the login is SIGKILLed at each call on the state
@@ -585,20 +639,33 @@ fn power_loss(mode: &'static str, verbose: bool, tally: &mut Tally) {
     let trace = s.w.dir.path().join("power.trace");
     let trace_arg = trace.display().to_string();
     let traced = |extra: &[String]| {
-        let mut v = vec!["-y".to_string(), "-s".into(), "256".into(), "-o".into(), trace_arg.clone()];
+        let mut v = vec![
+            "-y".to_string(),
+            "-s".into(),
+            "256".into(),
+            "-o".into(),
+            trace_arg.clone(),
+        ];
         v.extend_from_slice(extra);
         strace_wrap(&v)
     };
     let otp = s.key.next();
     let (_, r) = s.run(&otp, traced(&[])).expect("baseline hung");
-    assert_eq!(r.auth(), code::SUCCESS, "power-loss baseline: {}", r.everything());
+    assert_eq!(
+        r.auth(),
+        code::SUCCESS,
+        "power-loss baseline: {}",
+        r.everything()
+    );
     let calls = parse_trace(&fs::read_to_string(&trace).unwrap());
     let main_pid = calls.first().map(|c| c.pid).unwrap_or_default();
     // The durability order, read off the unfaulted trace: once PAM_SUCCESS
     // is reported, a power loss must not bring the old counter back.
     let reported = calls
         .iter()
-        .position(|c| c.name == "write" && c.args.starts_with("1<") && c.args.contains("rc authenticate"))
+        .position(|c| {
+            c.name == "write" && c.args.starts_with("1<") && c.args.contains("rc authenticate")
+        })
         .expect("the result write");
     let at_success = durable_state(&calls[..=reported], &state_dir, &state_file, b"");
     let expect = pam_yubiotp::store::counters::format_state(s.key.counter).into_bytes();
@@ -647,7 +714,9 @@ fn power_loss(mode: &'static str, verbose: bool, tally: &mut Tally) {
             (Some(9), true) => "power loss after PAM_SUCCESS",
             (Some(9), false) => "power loss before a result",
             _ => {
-                tally.violations.push(format!("{what}: not killed: {status:?}"));
+                tally
+                    .violations
+                    .push(format!("{what}: not killed: {status:?}"));
                 "not killed"
             }
         };
@@ -657,17 +726,25 @@ fn power_loss(mode: &'static str, verbose: bool, tally: &mut Tally) {
         }
         let committed = disk.as_deref()
             == Some(pam_yubiotp::store::counters::format_state(s.key.counter).as_bytes());
-        if !accepted && committed && replay.is_none_or(|c| c == code::SUCCESS || c == code::IGNORE) {
-            tally.violations.push(format!("{what}: the committed OTP is accepted again after the reboot"));
+        if !accepted && committed && replay.is_none_or(|c| c == code::SUCCESS || c == code::IGNORE)
+        {
+            tally.violations.push(format!(
+                "{what}: the committed OTP is accepted again after the reboot"
+            ));
         }
         if !accepted
             && !committed
             && replay.is_none_or(|c| c != code::SUCCESS && c != code::AUTHINFO_UNAVAIL)
         {
-            tally.violations.push(format!("{what}: after the reboot the unused OTP gave {replay:?}"));
+            tally.violations.push(format!(
+                "{what}: after the reboot the unused OTP gave {replay:?}"
+            ));
         }
         if verbose {
-            eprintln!("{class}: {what}: disk {:?} replay {replay:?}", disk.as_deref().map(String::from_utf8_lossy));
+            eprintln!(
+                "{class}: {what}: disk {:?} replay {replay:?}",
+                disk.as_deref().map(String::from_utf8_lossy)
+            );
         }
         *tally.classes.entry(format!("{mode}: {class}")).or_default() += 1;
         // An admin repairs a state the power loss left unreadable.
@@ -676,7 +753,9 @@ fn power_loss(mode: &'static str, verbose: bool, tally: &mut Tally) {
         }
         let fresh = s.key.next();
         if s.plain_auth(&fresh) != Some(code::SUCCESS) {
-            tally.violations.push(format!("{what}: a fresh OTP after the reboot is refused"));
+            tally
+                .violations
+                .push(format!("{what}: a fresh OTP after the reboot is refused"));
         }
     }
 }
@@ -701,7 +780,11 @@ fn main() -> ExitCode {
             other => panic!("unknown argument {other}"),
         }
     }
-    if std::process::Command::new("strace").arg("-V").output().is_err() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         eprintln!("faultsweep: strace is not installed (scripts/setup.sh installs it)");
         return ExitCode::from(2);
     }
@@ -713,7 +796,11 @@ fn main() -> ExitCode {
             power_loss(mode, verbose, &mut tally);
         }
     }
-    println!("== fault sweep: {} faulted logins in {:?}", tally.tried, started.elapsed());
+    println!(
+        "== fault sweep: {} faulted logins in {:?}",
+        tally.tried,
+        started.elapsed()
+    );
     println!("-- syscall: faults tried (occurrences up to N)");
     for (k, (n, max)) in &tally.per_syscall {
         println!("   {k}: {n} (N<={max})");

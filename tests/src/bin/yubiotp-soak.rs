@@ -161,10 +161,25 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
                 Some(o) => ("soak-local", user.as_str(), Some(o.clone()), code::AUTH_ERR),
                 None => continue,
             },
-            Case::LocalWrong => ("soak-local", user.as_str(), Some(wrong.next()), code::AUTH_ERR),
-            Case::UnknownUser => ("soak-local", "nosuchuser", Some(fresh(&mut wrong)), code::USER_UNKNOWN),
+            Case::LocalWrong => (
+                "soak-local",
+                user.as_str(),
+                Some(wrong.next()),
+                code::AUTH_ERR,
+            ),
+            Case::UnknownUser => (
+                "soak-local",
+                "nosuchuser",
+                Some(fresh(&mut wrong)),
+                code::USER_UNKNOWN,
+            ),
             Case::NullokKeyless => ("soak-nullok", "keyless", None, code::SUCCESS),
-            Case::CloudFresh => ("soak-cloud", user.as_str(), Some(fresh(&mut key)), code::SUCCESS),
+            Case::CloudFresh => (
+                "soak-cloud",
+                user.as_str(),
+                Some(fresh(&mut key)),
+                code::SUCCESS,
+            ),
             Case::CloudReplayed => (
                 "soak-cloud-replayed",
                 user.as_str(),
@@ -177,7 +192,12 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
                 ("soak-hybrid", user.as_str(), Some(o), code::SUCCESS)
             }
             Case::HybridReplay => match &last_hybrid {
-                Some(o) => ("soak-hybrid", user.as_str(), Some(o.clone()), code::AUTH_ERR),
+                Some(o) => (
+                    "soak-hybrid",
+                    user.as_str(),
+                    Some(o.clone()),
+                    code::AUTH_ERR,
+                ),
                 None => continue,
             },
             Case::HybridDownFresh => {
@@ -186,7 +206,12 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
                 ("soak-hybrid-down", user.as_str(), Some(o), code::SUCCESS)
             }
             Case::HybridDownReplay => match &last_down {
-                Some(o) => ("soak-hybrid-down", user.as_str(), Some(o.clone()), code::AUTH_ERR),
+                Some(o) => (
+                    "soak-hybrid-down",
+                    user.as_str(),
+                    Some(o.clone()),
+                    code::AUTH_ERR,
+                ),
                 None => continue,
             },
         };
@@ -215,7 +240,8 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
             .next()
             .and_then(|c| c.parse::<i32>().ok());
         if got != Some(expect) || line.contains(" start ") {
-            res.unexpected.push(format!("{case:?}: expected {expect}, got {line:?}"));
+            res.unexpected
+                .push(format!("{case:?}: expected {expect}, got {line:?}"));
         }
         *res.per_case.entry(format!("{case:?}")).or_default() += 1;
         res.logins += 1;
@@ -239,18 +265,32 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--minutes" => minutes = args.next().and_then(|v| v.parse().ok()).expect("--minutes M"),
-            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).expect("--workers N"),
+            "--minutes" => {
+                minutes = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--minutes M")
+            }
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--workers N")
+            }
             "--ok-url" => ok_url = args.next(),
             "--replayed-url" => replayed_url = args.next(),
             other => panic!("unknown argument {other}"),
         }
     }
     let ok_url = ok_url.expect("--ok-url URL (a ykval-mock)");
-    let replayed_url = replayed_url.expect("--replayed-url URL (a ykval-mock --status REPLAYED_OTP)");
+    let replayed_url =
+        replayed_url.expect("--replayed-url URL (a ykval-mock --status REPLAYED_OTP)");
     let down_url = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}/wsapi/2.0/verify", l.local_addr().unwrap().port())
+        format!(
+            "http://127.0.0.1:{}/wsapi/2.0/verify",
+            l.local_addr().unwrap().port()
+        )
     };
 
     let mut w = World::new();
@@ -298,7 +338,9 @@ fn main() -> ExitCode {
         ),
     );
 
-    println!("== soak: {workers} long-running hosts for {minutes} min (local, cloud, hybrid; fresh, replayed, wrong, unknown user, nullok)");
+    println!(
+        "== soak: {workers} long-running hosts for {minutes} min (local, cloud, hybrid; fresh, replayed, wrong, unknown user, nullok)"
+    );
     let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let started = Instant::now();
     let results: Vec<WorkerResult> = std::thread::scope(|scope| {
@@ -325,7 +367,14 @@ fn main() -> ExitCode {
         }
         println!(
             "   pid {}: {} logins, rss {} -> {}, fds {} -> {}, threads {} -> {}",
-            r.pid, r.logins, r.start.rss_kib, r.end.rss_kib, r.start.fds, r.end.fds, r.start.threads, r.end.threads
+            r.pid,
+            r.logins,
+            r.start.rss_kib,
+            r.end.rss_kib,
+            r.start.fds,
+            r.end.fds,
+            r.start.threads,
+            r.end.threads
         );
         if r.end.fds > r.start.fds
             || r.end.threads > r.start.threads
