@@ -143,3 +143,62 @@ fn hybrid_missing_key_store_with_the_keys_counter_state_is_unavailable() {
     let r = auth(&w2, &key2.next());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
 }
+
+/// One long-running host doing more pam_start/pam_end cycles than there
+/// are pthread TLS keys (1024), hybrid (its cloud check runs threads): the
+/// module must not be reloaded each time
+/// (it is linked `-z nodelete`), or std's per-load key runs out and the
+/// host aborts ("out of TLS keys"). Found by scripts/soak.sh.
+#[test]
+fn a_long_running_host_survives_more_logins_than_tls_keys() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let server = MockServer::start(Config::new(Behavior::Ok).key(&test_key())).unwrap();
+    let (w, mut key) = world("hybrid", Some(&server.url()));
+    let mut child = Command::new(yubiotp_tests::driver_path())
+        .args(["--serve", "--confdir"])
+        .arg(&w.services)
+        .env_clear()
+        .env("LD_PRELOAD", yubiotp_tests::NSS_WRAPPER)
+        .env("NSS_WRAPPER_PASSWD", w.dir.path().join("passwd"))
+        .env("NSS_WRAPPER_GROUP", w.dir.path().join("group"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut results = Vec::new();
+    let mut line = String::new();
+    for _ in 0..1100 {
+        let otp: String = key.next().bytes().map(|b| format!("{b:02x}")).collect();
+        writeln!(input, "yubiotp-test alice {otp}").unwrap();
+        input.flush().unwrap();
+        // The prompt line, then the result (bounded: at most 4 lines).
+        for _ in 0..4 {
+            line.clear();
+            if output.read_line(&mut line).unwrap() == 0 || line.starts_with("result ") {
+                break;
+            }
+        }
+        if !line.starts_with("result ") {
+            break;
+        }
+        results.push(
+            line.trim_end()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse::<i32>()
+                .unwrap(),
+        );
+    }
+    drop(input);
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the host died: {status:?} after {} logins",
+        results.len()
+    );
+    assert_eq!(results.len(), 1100);
+    assert!(results.iter().all(|c| *c == code::SUCCESS), "{results:?}");
+}

@@ -117,7 +117,7 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
         .env("NSS_WRAPPER_GROUP", w.dir.path().join("group"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn pam_driver --serve");
     let pid = child.id();
@@ -231,7 +231,11 @@ fn worker(w: &World, i: usize, mut key: TestKey, deadline: Instant) -> WorkerRes
             }
         }
         if died {
-            res.unexpected.push(format!("{case:?}: the host died"));
+            let status = child.wait();
+            res.unexpected.push(format!(
+                "{case:?}: the host died after {} logins: {status:?}",
+                res.logins
+            ));
             break;
         }
         let got = line
