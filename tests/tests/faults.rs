@@ -2,12 +2,6 @@
 //! (issue 10, item 7): a stopped lock holder, and the hybrid key store
 //! vanishing while the key's counter state is still there (found by
 //! scripts/faultsweep.sh). The sweep itself is a script, not a test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::fs;
 use std::process::{Child, Command};
