@@ -210,11 +210,7 @@ mod debug_file {
         // One write per line (O_APPEND keeps concurrent lines whole); a
         // failure to log never changes the outcome.
         let _ = file.write_all(
-            format!(
-                "pam_yubiotp[{}]: {level:?}: {clean}\n",
-                std::process::id()
-            )
-            .as_bytes(),
+            format!("pam_yubiotp[{}]: {level:?}: {clean}\n", std::process::id()).as_bytes(),
         );
     }
 }

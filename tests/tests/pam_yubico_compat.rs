@@ -45,7 +45,14 @@ fn man_page_options() -> Vec<String> {
 fn every_documented_pam_yubico_option_has_a_row() {
     let names = man_page_options();
     assert!(names.len() >= 25, "parsed too few options: {names:?}");
-    for n in ["debug", "debug_file", "alwaysok", "mode", "ldapdn", "chalresp_path"] {
+    for n in [
+        "debug",
+        "debug_file",
+        "alwaysok",
+        "mode",
+        "ldapdn",
+        "chalresp_path",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} not parsed from {MAN}");
     }
     for n in &names {
@@ -122,7 +129,10 @@ fn refused(r: &Run, what: &str, names: &[&str]) {
     r.assert_refused(code::SERVICE_ERR);
     let log = r.log_lines().join("\n");
     for n in names {
-        assert!(log.contains(n), "{what}: the error does not say {n:?}\n{log}");
+        assert!(
+            log.contains(n),
+            "{what}: the error does not say {n:?}\n{log}"
+        );
     }
 }
 
@@ -190,7 +200,11 @@ fn every_row_behaves_as_the_table_says() {
             ("mode", _) => {
                 accepted(&run(&mut s, "mode=client"), name);
                 let r = run(&mut s, "mode=challenge-response");
-                refused(&r, name, &["mode", "challenge-response", "pam_u2f", "local mode"]);
+                refused(
+                    &r,
+                    name,
+                    &["mode", "challenge-response", "pam_u2f", "local mode"],
+                );
             }
             ("debug_file", _) => {
                 let r = run(&mut s, &format!("debug_file={}", log.display()));

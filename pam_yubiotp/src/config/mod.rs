@@ -19,8 +19,8 @@
 //! name ([`options::describe_unknown`]).
 
 mod args;
-mod file;
 pub mod compat;
+mod file;
 pub mod options;
 mod url;
 

@@ -19,9 +19,9 @@ use pam_yubiotp::fs_policy::Owner;
 
 use crate::cli::{GlobalArgs, MigrateArgs};
 use crate::error::{CliError, CliResult};
-use crate::{locked_edit, settings};
 use crate::ssh::pam_fields;
 use crate::{input, note};
+use crate::{locked_edit, settings};
 
 /// Largest service file read.
 const SERVICE_MAX: usize = 1 << 20;
@@ -161,14 +161,14 @@ impl Migration {
             How::Renamed(ours) => out.push(bracket(&format!("{ours}={v}"))),
             How::Secret("cloud.id") => match v.parse::<u64>() {
                 Ok(id) if id > 0 => self.set("cloud.id".into(), Value::Int(id), line, here),
-                _ => self
-                    .left
-                    .push(format!("{here}: id is not a positive integer (value not shown)")),
+                _ => self.left.push(format!(
+                    "{here}: id is not a positive integer (value not shown)"
+                )),
             },
             How::Secret(key) => self.set(key.into(), Value::Str(v.into()), line, here),
-            How::Warned(why) => self
-                .notes
-                .push(format!("{here}: {name} dropped: pam_yubiotp ignores it ({why})")),
+            How::Warned(why) => self.notes.push(format!(
+                "{here}: {name} dropped: pam_yubiotp ignores it ({why})"
+            )),
             How::Refused(why) => self.left.push(format!("{here}: {name}: {why}")),
             How::Ldap(key) => {
                 let value = match (name, value) {
@@ -197,7 +197,9 @@ impl Migration {
             "mode" => match v {
                 "client" | "cloud" => out.push("mode=cloud".into()),
                 "challenge-response" => self.left.push(format!("{here}: mode: {CHALRESP_REFUSAL}")),
-                _ => self.left.push(format!("{here}: mode={v:?} is not a pam_yubico mode")),
+                _ => self
+                    .left
+                    .push(format!("{here}: mode={v:?} is not a pam_yubico mode")),
             },
             "proxy" => match HttpProxy::parse(v) {
                 Ok(_) => out.push(bracket(arg)),
@@ -248,9 +250,7 @@ impl Migration {
 /// pam_yubico's `url=` template (`https://h/wsapi/2.0/verify?id=%d&otp=%s`):
 /// the part before `?`, which must be a validation URL.
 fn url_template(t: &str) -> Result<String, String> {
-    let (base, query) = t
-        .split_once('?')
-        .ok_or("not a template with ?...otp=%s")?;
+    let (base, query) = t.split_once('?').ok_or("not a template with ?...otp=%s")?;
     if !query.contains("%s") {
         return Err("the template has no %s for the OTP".into());
     }
@@ -390,10 +390,12 @@ fn write(args: &MigrateArgs, m: &Migration, config_path: &Path, original: &str) 
             match old {
                 // A second run (e.g. --in-place after checking the copy).
                 Some(b) if b == full.as_bytes() => Ok((None, false)),
-                Some(b) if !b.iter().all(u8::is_ascii_whitespace) => Err(CliError::failed(format!(
-                    "{} already exists: merge the fragment above into it by hand (nothing written)",
-                    config_path.display()
-                ))),
+                Some(b) if !b.iter().all(u8::is_ascii_whitespace) => {
+                    Err(CliError::failed(format!(
+                        "{} already exists: merge the fragment above into it by hand (nothing written)",
+                        config_path.display()
+                    )))
+                }
                 _ => Ok((Some(full.into_bytes()), true)),
             }
         })?;
