@@ -30,11 +30,12 @@ fn man_page_options() -> Vec<String> {
     for line in text.lines() {
         if line.starts_with(".SH") {
             in_options = line.contains("OPTIONS");
-        } else if in_options && after_pp {
-            if let Some(rest) = line.strip_prefix("\\fB") {
-                let name = rest.split(['\\', '=']).next().unwrap();
-                names.push(name.to_string());
-            }
+        } else if in_options
+            && after_pp
+            && let Some(rest) = line.strip_prefix("\\fB")
+        {
+            let name = rest.split(['\\', '=']).next().unwrap();
+            names.push(name.to_string());
         }
         after_pp = line == ".PP";
     }

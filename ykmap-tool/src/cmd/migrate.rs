@@ -83,9 +83,13 @@ fn base_name(module: &str) -> &str {
 }
 
 /// The PAM line is `[-]type control module args…`; `control` may be a
-/// `[…]` group (kept whole by [`pam_fields`]).
-fn module_field(fields: &[String]) -> Option<usize> {
-    (fields.len() >= 3).then_some(2)
+/// `[…]` group (kept whole by [`pam_fields`]): `(type, control, module,
+/// arguments)`.
+fn split_line(fields: &[String]) -> Option<(&str, &str, &str, &[String])> {
+    match fields {
+        [ty, control, module, args @ ..] => Some((ty, control, module, args)),
+        _ => None,
+    }
 }
 
 /// A field as the module gets it: `[a b]` → `a b`.
@@ -266,11 +270,11 @@ fn translate(text: &str, shown: &str, config_arg: Option<&str>) -> Migration {
         let body = line.strip_suffix('\n').unwrap_or(line);
         let content = body.split('#').next().unwrap_or("");
         let fields = pam_fields(content);
-        let Some(mi) = module_field(&fields) else {
+        let Some((ty, control, module, rest)) = split_line(&fields) else {
             m.text.push_str(line);
             continue;
         };
-        let module = base_name(&fields[mi]);
+        let module = base_name(module);
         if module == "pam_yubiotp.so" {
             m.ours.push(n);
         }
@@ -286,11 +290,10 @@ fn translate(text: &str, shown: &str, config_arg: Option<&str>) -> Migration {
             continue;
         }
         let mut args: Vec<String> = config_arg.map(|c| vec![bracket(c)]).unwrap_or_default();
-        for raw in &fields[mi + 1..] {
+        for raw in rest {
             m.arg(raw, &mut args, n, &here);
         }
-        let mut new = fields[..mi].join(" ");
-        new.push_str(" pam_yubiotp.so");
+        let mut new = format!("{ty} {control} pam_yubiotp.so");
         for a in &args {
             new.push(' ');
             new.push_str(a);
