@@ -238,6 +238,14 @@ fn random_suffix(dir: &Path) -> Result<String, StoreError> {
     Ok(yubiotp_core::hex::encode(&bytes))
 }
 
+/// 32 random lower-case hex characters, for a temp name.
+///
+/// # Errors
+/// No OS randomness.
+pub(crate) fn random_hex(dir: &Path) -> Result<String, StoreError> {
+    random_suffix(dir)
+}
+
 /// True when `name` is `prefix` followed by exactly the random part of a
 /// temp name (32 lower-case hex characters).
 #[must_use]
@@ -368,6 +376,175 @@ pub fn replace_durably(
     sync_dir(dir)?;
     hook(CommitStep::DirSynced);
     Ok(())
+}
+
+/// What a [`Batch`] does with one prepared file just before renaming it
+/// over its target.
+#[derive(Debug)]
+pub enum Gate {
+    /// Rename it, holding this lock (if any) across the rename.
+    Go(Option<Lock>),
+    /// Leave the target alone and remove the temp file.
+    Skip,
+}
+
+/// Many files of one directory replaced together, with two syncs in all
+/// instead of two per file: every temp file is written first
+/// ([`Batch::add`]: `O_CREAT | O_EXCL | O_NOFOLLOW`, mode as given, the
+/// `RLIMIT_FSIZE` check), then [`Batch::commit`] makes all their data
+/// durable with one `syncfs(2)` on the directory's file system, renames
+/// each over its target, unlinks the removals, and `fsync`s the directory
+/// once. `syncfs` stands in for one `fsync` per file (2 ms each on a
+/// plain disk: 200 s for 100,000 keys); like `fsync` it returns the
+/// file system's write-back errors (Linux ≥ 5.8), so a rename never
+/// lands before its data. Each file is whole, old or new, at every point;
+/// a failure during the renames leaves the earlier ones done (each is
+/// whole), and is an error. Temp files not renamed are removed, on every
+/// path (including a drop without commit).
+#[derive(Debug)]
+pub struct Batch {
+    dir: PathBuf,
+    perms: Perms,
+    temps: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Batch {
+    /// An empty batch for files in `dir`, created with `perms`.
+    #[must_use]
+    pub fn new(dir: &Path, perms: Perms) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            perms,
+            temps: Vec::new(),
+        }
+    }
+
+    /// Number of files added.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.temps.len()
+    }
+
+    /// True when nothing was added.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.temps.is_empty()
+    }
+
+    /// Writes `contents` to a new temp file `dir/<prefix><random>` that
+    /// [`commit`](Self::commit) renames over `target` (in the same
+    /// directory). Not synced yet.
+    ///
+    /// # Errors
+    /// The temp file cannot be created or written (it is removed then).
+    pub fn add(&mut self, target: &Path, prefix: &str, contents: &[u8]) -> Result<(), StoreError> {
+        let tmp = self
+            .dir
+            .join(format!("{prefix}{}", random_suffix(&self.dir)?));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(&tmp)
+            .map_err(|e| io_error(&tmp, "create temp file", e))?;
+        let written = (|| {
+            if let Some((uid, gid)) = self.perms.owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                    .map_err(|e| io_error(&tmp, "chown temp file", e))?;
+            }
+            file.set_permissions(std::fs::Permissions::from_mode(self.perms.mode))
+                .map_err(|e| io_error(&tmp, "chmod temp file", e))?;
+            check_fsize(&tmp, contents.len())?;
+            file.write_all(contents)
+                .map_err(|e| io_error(&tmp, "write", e))
+        })();
+        drop(file);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.temps.push((tmp, target.to_path_buf()));
+        Ok(())
+    }
+
+    /// `syncfs`, then for each file in order asks `gate` (with its index
+    /// in the order of [`add`](Self::add)) and renames it over its target,
+    /// then unlinks `removals` (absent ones are fine), then `fsync`s the
+    /// directory once. `hook` is told [`CommitStep::TempSynced`],
+    /// [`CommitStep::Renamed`] (after the last rename) and
+    /// [`CommitStep::DirSynced`]. Returns how many files were renamed.
+    ///
+    /// # Errors
+    /// The sync, a gate, a rename, an unlink or the directory `fsync`
+    /// failed.
+    pub fn commit(
+        mut self,
+        removals: &[PathBuf],
+        gate: &mut dyn FnMut(usize) -> Result<Gate, StoreError>,
+        hook: &dyn Fn(CommitStep),
+    ) -> Result<usize, StoreError> {
+        if !self.temps.is_empty() {
+            let d = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&self.dir)
+                .map_err(|e| io_error(&self.dir, "open directory for syncfs", e))?;
+            nix::unistd::syncfs(&d).map_err(|e| {
+                io_error(&self.dir, "syncfs", io::Error::from_raw_os_error(e as i32))
+            })?;
+        }
+        hook(CommitStep::TempSynced);
+        let temps = std::mem::take(&mut self.temps);
+        let mut renamed = 0usize;
+        let mut rest = temps.into_iter().enumerate();
+        let outcome = (|| {
+            for (i, (tmp, target)) in rest.by_ref() {
+                match gate(i) {
+                    Ok(Gate::Go(lock)) => {
+                        let r = std::fs::rename(&tmp, &target);
+                        drop(lock);
+                        if let Err(e) = r {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(io_error(&target, "rename", e));
+                        }
+                        renamed += 1;
+                    }
+                    Ok(Gate::Skip) => {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        for (_, (tmp, _)) in rest {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        outcome?;
+        hook(CommitStep::Renamed);
+        for path in removals {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(path, "remove", e)),
+            }
+        }
+        sync_dir(&self.dir)?;
+        hook(CommitStep::DirSynced);
+        Ok(renamed)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// An existing file about to be edited: its bytes and the owner and mode

@@ -310,6 +310,53 @@ impl CounterStore {
         }
     }
 
+    /// For the admin tool (`ykmap key import`): [`init`](Self::init) for
+    /// many keys at once, with two syncs in all ([`crate::atomic::Batch`]):
+    /// a temp file per key whose state is absent, one `syncfs`, then per
+    /// key, under its lock, a re-check that the state is still absent and
+    /// the rename, then one directory `fsync`. Existing state is never
+    /// touched. Returns the ids whose state was created.
+    ///
+    /// # Errors
+    /// A lock timed out, or a write, rename or sync failed (states renamed
+    /// before the failure stay, each whole).
+    pub fn init_many(
+        &self,
+        ids: &[PublicId],
+        counter: Counter,
+    ) -> Result<Vec<PublicId>, StoreError> {
+        let text = format_state(counter);
+        let mut batch = crate::atomic::Batch::new(&self.dir, Perms::PRIVATE);
+        let mut todo = Vec::new();
+        for id in ids {
+            let path = self.path_of(id);
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(open_error(&path, e)),
+            }
+            batch.add(&path, &Self::temp_prefix_of(id), text.as_bytes())?;
+            todo.push(*id);
+        }
+        let mut created = Vec::with_capacity(todo.len());
+        let mut gate = |i: usize| -> Result<crate::atomic::Gate, StoreError> {
+            let Some(id) = todo.get(i) else {
+                return Ok(crate::atomic::Gate::Skip);
+            };
+            let lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
+            match std::fs::symlink_metadata(self.path_of(id)) {
+                Ok(_) => Ok(crate::atomic::Gate::Skip),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    created.push(*id);
+                    Ok(crate::atomic::Gate::Go(Some(lock)))
+                }
+                Err(e) => Err(open_error(&self.path_of(id), e)),
+            }
+        };
+        batch.commit(&[], &mut gate, &no_hook)?;
+        Ok(created)
+    }
+
     /// For the admin tool (`ykmap counter reset`): sets `id`'s state to
     /// `counter`, durably, under the key's lock, and returns the previous
     /// counter (`None` when there was no state, or it was unreadable and
