@@ -7,9 +7,22 @@ usage: pam_parallel.py ENV_FILE SERVICE DIR K R
 
 DIR/otps-<i>.txt holds the OTPs of user p<i> (i = 1..K).
 """
-import statistics, sys, threading, time
+import subprocess, sys, threading, time
 
-from pam_whole_process import load_env, one
+from pam_whole_process import load_env
+
+
+def one(env, service, stdin_text, user):
+    """One pamtester run; (exit code, stderr tail). A run that lost
+    pam_wrapper's start-up race for its /tmp/pam.<c> directory is repeated
+    (as in pam_whole_process.py)."""
+    for _ in range(5):
+        p = subprocess.run(["pamtester", service, user, "authenticate"], input=stdin_text,
+                           env=env, capture_output=True, text=True)
+        if "Failed to create pam_wrapper config dir" not in p.stderr:
+            return p.returncode, p.stderr.strip()[-300:]
+        time.sleep(0.05)
+    return 99, "pam_wrapper start-up kept failing"
 
 
 def main():
@@ -19,21 +32,23 @@ def main():
     if any(len(v) < 2 * r + 1 for v in otps.values()):
         sys.exit(f"need {2 * r + 1} OTPs per user")
     for i in range(1, k + 1):  # warm up, one login per key
-        assert one(env, service, otps[i].pop(0) + "\n", user=f"p{i}")[2] == 0, f"p{i} warm-up failed"
+        rc, err = one(env, service, otps[i].pop(0) + "\n", f"p{i}")
+        if rc != 0:
+            sys.exit(f"p{i} warm-up failed: {err}")
     failures = []
 
     def run(i):
         for _ in range(r):
-            rc = one(env, service, otps[i].pop(0) + "\n", user=f"p{i}")[2]
+            rc, err = one(env, service, otps[i].pop(0) + "\n", f"p{i}")
             if rc != 0:
-                failures.append((i, rc))
+                failures.append((i, rc, err))
 
     start = time.perf_counter()
     for _ in range(r):
         for i in range(1, k + 1):
-            rc = one(env, service, otps[i].pop(0) + "\n", user=f"p{i}")[2]
+            rc, err = one(env, service, otps[i].pop(0) + "\n", f"p{i}")
             if rc != 0:
-                failures.append((i, rc))
+                failures.append((i, rc, err))
     seq = time.perf_counter() - start
     threads = [threading.Thread(target=run, args=(i,)) for i in range(1, k + 1)]
     start = time.perf_counter()

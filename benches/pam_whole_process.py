@@ -24,7 +24,7 @@ def load_env(path):
     return env
 
 
-def one(env, service, stdin_text, tries=5, argv0=(), user="alice"):
+def one(env, service, stdin_text, tries=5, argv0=()):
     """One pamtester run: (seconds, max RSS KiB, exit code). posix_spawn
     (vfork) keeps this Python process's pages out of the child's max RSS.
     A run that lost pam_wrapper's start-up race for a /tmp/pam.<c>
@@ -41,7 +41,7 @@ def one(env, service, stdin_text, tries=5, argv0=(), user="alice"):
             (os.POSIX_SPAWN_CLOSE, err_r),
         ]
         start = time.perf_counter()
-        argv = list(argv0) + ["pamtester", service, user, "authenticate"]
+        argv = list(argv0) + ["pamtester", service, "alice", "authenticate"]
         pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
         os.close(in_r)
         os.close(err_w)
