@@ -78,7 +78,7 @@ const LOCK_MAX_PAUSE: Duration = Duration::from_millis(20);
 /// Random characters in a temp file name (hex of 16 random bytes).
 const TEMP_RANDOM_CHARS: usize = 32;
 
-/// Largest lock file accepted (they are always empty).
+/// Largest lock file accepted (empty, or the note of one temp name).
 const LOCK_MAX_SIZE: u64 = 4096;
 
 /// Owner and mode the new file gets.
@@ -340,6 +340,75 @@ pub fn replace_durably(
     hook: &dyn Fn(CommitStep),
 ) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{prefix}{}", random_suffix(dir)?));
+    replace_via(dir, target, &tmp, contents, perms, hook)
+}
+
+/// Longest temp name a lock file notes.
+const NOTE_MAX: usize = 255;
+
+impl Lock {
+    /// Removes the temp file (in `dir`, named `prefix` + random part) that
+    /// the last writer under this lock noted in the lock file
+    /// ([`replace_durably_noted`]) and did not rename, because it crashed.
+    /// One `pread` and one `unlink`: no directory listing, whatever the
+    /// number of files in `dir`. A note that is not such a name is ignored.
+    ///
+    /// # Errors
+    /// The lock file cannot be read.
+    pub fn remove_noted_temp(&self, dir: &Path, prefix: &str) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; NOTE_MAX];
+        let n = self
+            ._file
+            .read_at(&mut buf, 0)
+            .map_err(|e| io_error(dir, "read the lock file", e))?;
+        let note = buf.get(..n).and_then(|b| std::str::from_utf8(b).ok());
+        if let Some(name) = note.filter(|name| is_temp_name(name, prefix)) {
+            // A leftover that cannot be removed is harmless: never read.
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        Ok(())
+    }
+
+    fn note_temp(&self, name: &str) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let fail = |e| io_error(Path::new(name), "note the temp file in the lock file", e);
+        self._file.set_len(0).map_err(fail)?;
+        self._file.write_all_at(name.as_bytes(), 0).map_err(fail)
+    }
+}
+
+/// [`replace_durably`] for a writer holding `lock`, the target's lock: the
+/// random temp name is first noted in the lock file, so the next writer
+/// removes a crashed writer's leftover with [`Lock::remove_noted_temp`]
+/// instead of listing the directory (in a state directory of 100,000 keys
+/// the listing costs more than the rest of a login).
+///
+/// # Errors
+/// As [`replace_durably`]; the note could not be written.
+pub fn replace_durably_noted(
+    dir: &Path,
+    target: &Path,
+    prefix: &str,
+    contents: &[u8],
+    perms: Perms,
+    hook: &dyn Fn(CommitStep),
+    lock: &Lock,
+) -> Result<(), StoreError> {
+    let name = format!("{prefix}{}", random_suffix(dir)?);
+    lock.note_temp(&name)?;
+    replace_via(dir, target, &dir.join(&name), contents, perms, hook)
+}
+
+fn replace_via(
+    dir: &Path,
+    target: &Path,
+    tmp: &Path,
+    contents: &[u8],
+    perms: Perms,
+    hook: &dyn Fn(CommitStep),
+) -> Result<(), StoreError> {
+    let tmp = tmp.to_path_buf();
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -378,14 +447,15 @@ pub fn replace_durably(
     Ok(())
 }
 
-/// What a [`Batch`] does with one prepared file just before renaming it
-/// over its target.
-#[derive(Debug)]
-pub enum Gate {
-    /// Rename it, holding this lock (if any) across the rename.
-    Go(Option<Lock>),
-    /// Leave the target alone and remove the temp file.
-    Skip,
+/// How [`Batch::commit`] renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    /// Over whatever is at the target (`rename(2)`).
+    Replace,
+    /// Only where nothing is at the target yet (`renameat2(2)` with
+    /// `RENAME_NOREPLACE`, atomic: no lock needed against another
+    /// creator); a target that exists is left alone and its temp removed.
+    NoReplace,
 }
 
 /// Many files of one directory replaced together, with two syncs in all
@@ -468,22 +538,21 @@ impl Batch {
         Ok(())
     }
 
-    /// `syncfs`, then for each file in order asks `gate` (with its index
-    /// in the order of [`add`](Self::add)) and renames it over its target,
-    /// then unlinks `removals` (absent ones are fine), then `fsync`s the
-    /// directory once. `hook` is told [`CommitStep::TempSynced`],
-    /// [`CommitStep::Renamed`] (after the last rename) and
-    /// [`CommitStep::DirSynced`]. Returns how many files were renamed.
+    /// `syncfs`, then renames every file over its target (as `mode`
+    /// says), then unlinks `removals` (absent ones are fine), then
+    /// `fsync`s the directory once. `hook` is told
+    /// [`CommitStep::TempSynced`], [`CommitStep::Renamed`] (after the last
+    /// rename) and [`CommitStep::DirSynced`]. Returns, in the order of
+    /// [`add`](Self::add), whether each file was renamed into place.
     ///
     /// # Errors
-    /// The sync, a gate, a rename, an unlink or the directory `fsync`
-    /// failed.
+    /// The sync, a rename, an unlink or the directory `fsync` failed.
     pub fn commit(
         mut self,
         removals: &[PathBuf],
-        gate: &mut dyn FnMut(usize) -> Result<Gate, StoreError>,
+        mode: Rename,
         hook: &dyn Fn(CommitStep),
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<bool>, StoreError> {
         if !self.temps.is_empty() {
             let d = OpenOptions::new()
                 .read(true)
@@ -496,32 +565,39 @@ impl Batch {
         }
         hook(CommitStep::TempSynced);
         let temps = std::mem::take(&mut self.temps);
-        let mut renamed = 0usize;
-        let mut rest = temps.into_iter().enumerate();
+        let mut renamed = Vec::with_capacity(temps.len());
+        let mut rest = temps.into_iter();
         let outcome = (|| {
-            for (i, (tmp, target)) in rest.by_ref() {
-                match gate(i) {
-                    Ok(Gate::Go(lock)) => {
-                        let r = std::fs::rename(&tmp, &target);
-                        drop(lock);
-                        if let Err(e) = r {
-                            let _ = std::fs::remove_file(&tmp);
-                            return Err(io_error(&target, "rename", e));
-                        }
-                        renamed += 1;
-                    }
-                    Ok(Gate::Skip) => {
+            for (tmp, target) in rest.by_ref() {
+                let r = match mode {
+                    Rename::Replace => std::fs::rename(&tmp, &target),
+                    Rename::NoReplace => nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        &tmp,
+                        nix::fcntl::AT_FDCWD,
+                        &target,
+                        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                    )
+                    .map_err(|e| io::Error::from_raw_os_error(e as i32)),
+                };
+                match r {
+                    Ok(()) => renamed.push(true),
+                    Err(e)
+                        if mode == Rename::NoReplace
+                            && e.kind() == io::ErrorKind::AlreadyExists =>
+                    {
                         let _ = std::fs::remove_file(&tmp);
+                        renamed.push(false);
                     }
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);
-                        return Err(e);
+                        return Err(io_error(&target, "rename", e));
                     }
                 }
             }
             Ok(())
         })();
-        for (_, (tmp, _)) in rest {
+        for (tmp, _) in rest {
             let _ = std::fs::remove_file(&tmp);
         }
         outcome?;

@@ -44,8 +44,8 @@ use yubiotp_core::{KeyMaterial, PublicId};
 use super::keystore::{EMPTY_ID, KeyStore};
 use super::{LOCK_OWNER, LOCK_TIMEOUT, StoreError};
 use crate::atomic::{
-    Batch, CommitStep, Gate, Perms, file_name, io_error, is_temp_name, lock_exclusive, open_error,
-    parent_dir, sync_dir,
+    Batch, CommitStep, Perms, Rename, file_name, io_error, is_temp_name, lock_exclusive,
+    open_error, parent_dir, sync_dir,
 };
 use crate::fs_policy::{FilePolicy, OpenError, Owner, check_dir, check_dir_chain, read_checked};
 
@@ -426,7 +426,7 @@ pub fn update<T>(
     if batch.is_empty() && removals.is_empty() {
         return Ok(out);
     }
-    batch.commit(&removals, &mut |_| Ok(Gate::Go(None)), hook)?;
+    batch.commit(&removals, Rename::Replace, hook)?;
     Ok(out)
 }
 
@@ -518,7 +518,7 @@ pub fn migrate(keystore: &Path) -> Result<Migrated, StoreError> {
                 key_file_text(id, material.clone()).as_bytes(),
             )?;
         }
-        batch.commit(&[], &mut |_| Ok(Gate::Go(None)), &crate::atomic::no_hook)?;
+        batch.commit(&[], Rename::Replace, &crate::atomic::no_hook)?;
         std::fs::rename(&tmp, &dir).map_err(|e| io_error(&dir, "rename", e))
     })();
     if let Err(e) = written {
