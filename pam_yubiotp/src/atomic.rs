@@ -400,6 +400,54 @@ pub fn replace_durably_noted(
     replace_via(dir, target, &dir.join(&name), contents, perms, hook)
 }
 
+/// Creates the temp file `tmp` (`O_CREAT | O_EXCL | O_NOFOLLOW |
+/// O_CLOEXEC`), gives it `perms`, checks `RLIMIT_FSIZE`, writes `contents`
+/// (telling `hook` [`CommitStep::TempPartial`] and
+/// [`CommitStep::TempWritten`]) and, with `sync`, `fsync`s it
+/// ([`CommitStep::TempSynced`]). Removes it on any failure.
+fn write_temp(
+    tmp: &Path,
+    perms: Perms,
+    contents: &[u8],
+    sync: bool,
+    hook: &dyn Fn(CommitStep),
+) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(tmp)
+        .map_err(|e| io_error(tmp, "create temp file", e))?;
+    let written = (|| {
+        if let Some((uid, gid)) = perms.owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                .map_err(|e| io_error(tmp, "chown temp file", e))?;
+        }
+        // Exactly the mode asked for, whatever the umask.
+        file.set_permissions(std::fs::Permissions::from_mode(perms.mode))
+            .map_err(|e| io_error(tmp, "chmod temp file", e))?;
+        check_fsize(tmp, contents.len())?;
+        let (first, rest) = contents.split_at(contents.len() / 2);
+        file.write_all(first)
+            .map_err(|e| io_error(tmp, "write", e))?;
+        hook(CommitStep::TempPartial);
+        file.write_all(rest)
+            .map_err(|e| io_error(tmp, "write", e))?;
+        hook(CommitStep::TempWritten);
+        if sync {
+            file.sync_all().map_err(|e| io_error(tmp, "fsync", e))?;
+            hook(CommitStep::TempSynced);
+        }
+        Ok(())
+    })();
+    drop(file);
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
 fn replace_via(
     dir: &Path,
     target: &Path,
@@ -408,38 +456,10 @@ fn replace_via(
     perms: Perms,
     hook: &dyn Fn(CommitStep),
 ) -> Result<(), StoreError> {
-    let tmp = tmp.to_path_buf();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(&tmp)
-        .map_err(|e| io_error(&tmp, "create temp file", e))?;
-    let written = (|| {
-        if let Some((uid, gid)) = perms.owner {
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(|e| io_error(&tmp, "chown temp file", e))?;
-        }
-        // Exactly the mode asked for, whatever the umask.
-        file.set_permissions(std::fs::Permissions::from_mode(perms.mode))
-            .map_err(|e| io_error(&tmp, "chmod temp file", e))?;
-        check_fsize(&tmp, contents.len())?;
-        let (first, rest) = contents.split_at(contents.len() / 2);
-        file.write_all(first)
-            .map_err(|e| io_error(&tmp, "write", e))?;
-        hook(CommitStep::TempPartial);
-        file.write_all(rest)
-            .map_err(|e| io_error(&tmp, "write", e))?;
-        hook(CommitStep::TempWritten);
-        file.sync_all().map_err(|e| io_error(&tmp, "fsync", e))?;
-        hook(CommitStep::TempSynced);
-        std::fs::rename(&tmp, target).map_err(|e| io_error(target, "rename", e))
-    })();
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    write_temp(tmp, perms, contents, true, hook)?;
+    if let Err(e) = std::fs::rename(tmp, target) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(io_error(target, "rename", e));
     }
     hook(CommitStep::Renamed);
     sync_dir(dir)?;
@@ -511,29 +531,7 @@ impl Batch {
         let tmp = self
             .dir
             .join(format!("{prefix}{}", random_suffix(&self.dir)?));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open(&tmp)
-            .map_err(|e| io_error(&tmp, "create temp file", e))?;
-        let written = (|| {
-            if let Some((uid, gid)) = self.perms.owner {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                    .map_err(|e| io_error(&tmp, "chown temp file", e))?;
-            }
-            file.set_permissions(std::fs::Permissions::from_mode(self.perms.mode))
-                .map_err(|e| io_error(&tmp, "chmod temp file", e))?;
-            check_fsize(&tmp, contents.len())?;
-            file.write_all(contents)
-                .map_err(|e| io_error(&tmp, "write", e))
-        })();
-        drop(file);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
+        write_temp(&tmp, self.perms, contents, false, &no_hook)?;
         self.temps.push((tmp, target.to_path_buf()));
         Ok(())
     }
