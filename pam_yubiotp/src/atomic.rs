@@ -78,7 +78,7 @@ const LOCK_MAX_PAUSE: Duration = Duration::from_millis(20);
 /// Random characters in a temp file name (hex of 16 random bytes).
 const TEMP_RANDOM_CHARS: usize = 32;
 
-/// Largest lock file accepted (they are always empty).
+/// Largest lock file accepted (empty, or the note of one temp name).
 const LOCK_MAX_SIZE: u64 = 4096;
 
 /// Owner and mode the new file gets.
@@ -238,6 +238,14 @@ fn random_suffix(dir: &Path) -> Result<String, StoreError> {
     Ok(yubiotp_core::hex::encode(&bytes))
 }
 
+/// 32 random lower-case hex characters, for a temp name.
+///
+/// # Errors
+/// No OS randomness.
+pub(crate) fn random_hex(dir: &Path) -> Result<String, StoreError> {
+    random_suffix(dir)
+}
+
 /// True when `name` is `prefix` followed by exactly the random part of a
 /// temp name (32 lower-case hex characters).
 #[must_use]
@@ -332,42 +340,285 @@ pub fn replace_durably(
     hook: &dyn Fn(CommitStep),
 ) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{prefix}{}", random_suffix(dir)?));
+    replace_via(dir, target, &tmp, contents, perms, hook)
+}
+
+/// Longest temp name a lock file notes.
+const NOTE_MAX: usize = 255;
+
+impl Lock {
+    /// Removes the temp file (in `dir`, named `prefix` + random part) that
+    /// the last writer under this lock noted in the lock file
+    /// ([`replace_durably_noted`]) and did not rename, because it crashed.
+    /// One `pread` and one `unlink`: no directory listing, whatever the
+    /// number of files in `dir`. A note that is not such a name is ignored.
+    ///
+    /// # Errors
+    /// The lock file cannot be read.
+    pub fn remove_noted_temp(&self, dir: &Path, prefix: &str) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; NOTE_MAX];
+        let n = self
+            ._file
+            .read_at(&mut buf, 0)
+            .map_err(|e| io_error(dir, "read the lock file", e))?;
+        let note = buf.get(..n).and_then(|b| std::str::from_utf8(b).ok());
+        if let Some(name) = note.filter(|name| is_temp_name(name, prefix)) {
+            // A leftover that cannot be removed is harmless: never read.
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        Ok(())
+    }
+
+    fn note_temp(&self, name: &str) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let fail = |e| io_error(Path::new(name), "note the temp file in the lock file", e);
+        self._file.set_len(0).map_err(fail)?;
+        self._file.write_all_at(name.as_bytes(), 0).map_err(fail)
+    }
+}
+
+/// [`replace_durably`] for a writer holding `lock`, the target's lock: the
+/// random temp name is first noted in the lock file, so the next writer
+/// removes a crashed writer's leftover with [`Lock::remove_noted_temp`]
+/// instead of listing the directory (in a state directory of 100,000 keys
+/// the listing costs more than the rest of a login).
+///
+/// # Errors
+/// As [`replace_durably`]; the note could not be written.
+pub fn replace_durably_noted(
+    dir: &Path,
+    target: &Path,
+    prefix: &str,
+    contents: &[u8],
+    perms: Perms,
+    hook: &dyn Fn(CommitStep),
+    lock: &Lock,
+) -> Result<(), StoreError> {
+    let name = format!("{prefix}{}", random_suffix(dir)?);
+    lock.note_temp(&name)?;
+    replace_via(dir, target, &dir.join(&name), contents, perms, hook)
+}
+
+/// Creates the temp file `tmp` (`O_CREAT | O_EXCL | O_NOFOLLOW |
+/// O_CLOEXEC`), gives it `perms`, checks `RLIMIT_FSIZE`, writes `contents`
+/// (telling `hook` [`CommitStep::TempPartial`] and
+/// [`CommitStep::TempWritten`]) and, with `sync`, `fsync`s it
+/// ([`CommitStep::TempSynced`]). Removes it on any failure.
+fn write_temp(
+    tmp: &Path,
+    perms: Perms,
+    contents: &[u8],
+    sync: bool,
+    hook: &dyn Fn(CommitStep),
+) -> Result<(), StoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(&tmp)
-        .map_err(|e| io_error(&tmp, "create temp file", e))?;
+        .open(tmp)
+        .map_err(|e| io_error(tmp, "create temp file", e))?;
     let written = (|| {
         if let Some((uid, gid)) = perms.owner {
             std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(|e| io_error(&tmp, "chown temp file", e))?;
+                .map_err(|e| io_error(tmp, "chown temp file", e))?;
         }
         // Exactly the mode asked for, whatever the umask.
         file.set_permissions(std::fs::Permissions::from_mode(perms.mode))
-            .map_err(|e| io_error(&tmp, "chmod temp file", e))?;
-        check_fsize(&tmp, contents.len())?;
+            .map_err(|e| io_error(tmp, "chmod temp file", e))?;
+        check_fsize(tmp, contents.len())?;
         let (first, rest) = contents.split_at(contents.len() / 2);
         file.write_all(first)
-            .map_err(|e| io_error(&tmp, "write", e))?;
+            .map_err(|e| io_error(tmp, "write", e))?;
         hook(CommitStep::TempPartial);
         file.write_all(rest)
-            .map_err(|e| io_error(&tmp, "write", e))?;
+            .map_err(|e| io_error(tmp, "write", e))?;
         hook(CommitStep::TempWritten);
-        file.sync_all().map_err(|e| io_error(&tmp, "fsync", e))?;
-        hook(CommitStep::TempSynced);
-        std::fs::rename(&tmp, target).map_err(|e| io_error(target, "rename", e))
+        if sync {
+            file.sync_all().map_err(|e| io_error(tmp, "fsync", e))?;
+            hook(CommitStep::TempSynced);
+        }
+        Ok(())
     })();
     drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+fn replace_via(
+    dir: &Path,
+    target: &Path,
+    tmp: &Path,
+    contents: &[u8],
+    perms: Perms,
+    hook: &dyn Fn(CommitStep),
+) -> Result<(), StoreError> {
+    write_temp(tmp, perms, contents, true, hook)?;
+    if let Err(e) = std::fs::rename(tmp, target) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(io_error(target, "rename", e));
     }
     hook(CommitStep::Renamed);
     sync_dir(dir)?;
     hook(CommitStep::DirSynced);
     Ok(())
+}
+
+/// How [`Batch::commit`] renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    /// Over whatever is at the target (`rename(2)`).
+    Replace,
+    /// Only where nothing is at the target yet (`renameat2(2)` with
+    /// `RENAME_NOREPLACE`, atomic: no lock needed against another
+    /// creator); a target that exists is left alone and its temp removed.
+    NoReplace,
+}
+
+/// Many files of one directory replaced together, with two syncs in all
+/// instead of two per file: every temp file is written first
+/// ([`Batch::add`]: `O_CREAT | O_EXCL | O_NOFOLLOW`, mode as given, the
+/// `RLIMIT_FSIZE` check), then [`Batch::commit`] makes all their data
+/// durable with one `syncfs(2)` on the directory's file system, renames
+/// each over its target, unlinks the removals, and `fsync`s the directory
+/// once. `syncfs` stands in for one `fsync` per file (2 ms each on a
+/// plain disk: 200 s for 100,000 keys); like `fsync` it returns the
+/// file system's write-back errors (Linux ≥ 5.8), so a rename never
+/// lands before its data. Each file is whole, old or new, at every point;
+/// a failure during the renames leaves the earlier ones done (each is
+/// whole), and is an error. Temp files not renamed are removed, on every
+/// path (including a drop without commit).
+#[derive(Debug)]
+pub struct Batch {
+    dir: PathBuf,
+    perms: Perms,
+    temps: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Batch {
+    /// An empty batch for files in `dir`, created with `perms`.
+    #[must_use]
+    pub fn new(dir: &Path, perms: Perms) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            perms,
+            temps: Vec::new(),
+        }
+    }
+
+    /// Number of files added.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.temps.len()
+    }
+
+    /// True when nothing was added.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.temps.is_empty()
+    }
+
+    /// Writes `contents` to a new temp file `dir/<prefix><random>` that
+    /// [`commit`](Self::commit) renames over `target` (in the same
+    /// directory). Not synced yet.
+    ///
+    /// # Errors
+    /// The temp file cannot be created or written (it is removed then).
+    pub fn add(&mut self, target: &Path, prefix: &str, contents: &[u8]) -> Result<(), StoreError> {
+        let tmp = self
+            .dir
+            .join(format!("{prefix}{}", random_suffix(&self.dir)?));
+        write_temp(&tmp, self.perms, contents, false, &no_hook)?;
+        self.temps.push((tmp, target.to_path_buf()));
+        Ok(())
+    }
+
+    /// `syncfs`, then renames every file over its target (as `mode`
+    /// says), then unlinks `removals` (absent ones are fine), then
+    /// `fsync`s the directory once. `hook` is told
+    /// [`CommitStep::TempSynced`], [`CommitStep::Renamed`] (after the last
+    /// rename) and [`CommitStep::DirSynced`]. Returns, in the order of
+    /// [`add`](Self::add), whether each file was renamed into place.
+    ///
+    /// # Errors
+    /// The sync, a rename, an unlink or the directory `fsync` failed.
+    pub fn commit(
+        mut self,
+        removals: &[PathBuf],
+        mode: Rename,
+        hook: &dyn Fn(CommitStep),
+    ) -> Result<Vec<bool>, StoreError> {
+        if !self.temps.is_empty() {
+            let d = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&self.dir)
+                .map_err(|e| io_error(&self.dir, "open directory for syncfs", e))?;
+            nix::unistd::syncfs(&d).map_err(|e| {
+                io_error(&self.dir, "syncfs", io::Error::from_raw_os_error(e as i32))
+            })?;
+        }
+        hook(CommitStep::TempSynced);
+        let temps = std::mem::take(&mut self.temps);
+        let mut renamed = Vec::with_capacity(temps.len());
+        let mut rest = temps.into_iter();
+        let outcome = (|| {
+            for (tmp, target) in rest.by_ref() {
+                let r = match mode {
+                    Rename::Replace => std::fs::rename(&tmp, &target),
+                    Rename::NoReplace => nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        &tmp,
+                        nix::fcntl::AT_FDCWD,
+                        &target,
+                        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                    )
+                    .map_err(|e| io::Error::from_raw_os_error(e as i32)),
+                };
+                match r {
+                    Ok(()) => renamed.push(true),
+                    Err(e)
+                        if mode == Rename::NoReplace
+                            && e.kind() == io::ErrorKind::AlreadyExists =>
+                    {
+                        let _ = std::fs::remove_file(&tmp);
+                        renamed.push(false);
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(io_error(&target, "rename", e));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        for (tmp, _) in rest {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        outcome?;
+        hook(CommitStep::Renamed);
+        for path in removals {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(path, "remove", e)),
+            }
+        }
+        sync_dir(&self.dir)?;
+        hook(CommitStep::DirSynced);
+        Ok(renamed)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// An existing file about to be edited: its bytes and the owner and mode

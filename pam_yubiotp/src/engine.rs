@@ -8,7 +8,7 @@ use crate::backend::local::{self, LocalVerdict};
 use crate::backend::{CloudBackend, CloudVerdict};
 use crate::config::{Mode, Settings};
 use crate::host::{Level, Log};
-use crate::store::{CounterStore, KeyStore, StoreError};
+use crate::store::{CounterStore, KeyStore, StoreError, keydir};
 
 /// Which backend decided an acceptance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +82,11 @@ fn describe_store_error(e: &StoreError) -> String {
     e.to_string()
 }
 
-fn open_local(settings: &Settings) -> Result<(KeyStore, CounterStore), String> {
-    let keys = KeyStore::load(&settings.local.keystore).map_err(|e| describe_store_error(&e))?;
+/// The key store holding at most the token's key (only that key is read
+/// and decoded from a `<keystore>.d` store), and the counter state.
+fn open_local(settings: &Settings, token: &Token) -> Result<(KeyStore, CounterStore), String> {
+    let keys = keydir::load_one(&settings.local.keystore, &token.public_id)
+        .map_err(|e| describe_store_error(&e))?;
     let counters =
         CounterStore::open(&settings.local.statedir).map_err(|e| describe_store_error(&e))?;
     Ok((keys, counters))
@@ -102,7 +105,7 @@ fn from_local(v: LocalVerdict, token: &Token, backend: Backend) -> Verdict {
 }
 
 fn local_only(settings: &Settings, token: &Token) -> Verdict {
-    match open_local(settings) {
+    match open_local(settings, token) {
         Ok((keys, counters)) => from_local(
             local::look_up_and_check(token, &keys, &counters),
             token,
@@ -154,7 +157,7 @@ pub fn validate(
                 Level::Warning,
                 &format!("no definitive cloud answer ({summary}); trying the local key store"),
             );
-            match open_local(settings) {
+            match open_local(settings, token) {
                 Ok((keys, counters)) => match local::look_up_and_check(token, &keys, &counters) {
                     LocalVerdict::NotHeld => Verdict::Unavailable(format!(
                         "{summary}; key {} is not held locally",
@@ -176,7 +179,7 @@ fn held_locally(
     settings: &Settings,
     token: &Token,
 ) -> Result<Option<(KeyStore, CounterStore)>, String> {
-    let keys = match KeyStore::load(&settings.local.keystore) {
+    let keys = match keydir::load_one(&settings.local.keystore, &token.public_id) {
         Ok(keys) => keys,
         Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
             return no_key_store(settings, token);

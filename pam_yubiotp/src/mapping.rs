@@ -84,79 +84,199 @@ fn user_name_flaw(c: char) -> Option<&'static str> {
     }
 }
 
-/// Parses mapping text (see the module doc for the rules).
-#[must_use]
-pub fn parse_mapping(bytes: &[u8]) -> Mapping {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let mut m = Mapping::default();
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line_no = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.contains(&0) {
-            m.problems.push(Problem {
-                line: line_no,
-                user: None,
-                reason: "contains a NUL byte".into(),
-            });
-            continue;
-        }
-        let Ok(line) = core::str::from_utf8(raw) else {
-            m.problems.push(Problem {
-                line: line_no,
-                user: None,
-                reason: "is not valid UTF-8".into(),
-            });
-            continue;
-        };
-        let trimmed = line.trim_matches([' ', '\t']);
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if !trimmed.contains(':') {
-            m.problems.push(Problem {
-                line: line_no,
-                user: None,
-                reason: format!("has no ':' ({FIX})"),
-            });
-            continue;
-        }
-        let mut fields = trimmed.split(':').map(|f| f.trim_matches([' ', '\t']));
-        let user = fields.next().unwrap_or("");
-        if user.is_empty() {
-            m.problems.push(Problem {
-                line: line_no,
-                user: None,
-                reason: "has no user name".into(),
-            });
-            continue;
-        }
-        if let Some(what) = user.chars().find_map(user_name_flaw) {
-            // `bob x:id` or `bob;x:id`: whose line this is can't be told.
-            m.problems.push(Problem {
-                line: line_no,
-                user: None,
-                reason: format!("has a user name with {what} ({FIX})"),
-            });
-            continue;
-        }
-        let mut keys = Vec::new();
-        for (n, field) in fields.enumerate().filter(|(_, f)| !f.is_empty()) {
-            match PublicId::from_modhex(field) {
-                Ok(id) => keys.push(id),
-                Err(e) => m.problems.push(Problem {
-                    line: line_no,
-                    user: Some(user.to_string()),
-                    reason: format!("field {} is not a public id ({e})", n + 2),
-                }),
-            }
-        }
-        m.entries.push(Entry {
+/// What one line of a mapping file says, as [`visit_line`] reports it.
+trait Visitor {
+    /// A well-formed user line starts (its keys follow).
+    fn user_line(&mut self, line: usize, user: &str);
+    /// A valid public id on the current user line.
+    fn key(&mut self, user: &str, id: PublicId);
+    /// A malformed line or field.
+    fn problem(&mut self, problem: Problem);
+}
+
+/// Applies the parsing rules (module doc) to one line, `\n` excluded, with
+/// no allocation unless the line is malformed. The one place the rules
+/// live: [`parse_mapping`] and [`scan_user`] both go through it.
+fn visit_line(raw: &[u8], line_no: usize, v: &mut impl Visitor) {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if raw.contains(&0) {
+        v.problem(Problem {
             line: line_no,
+            user: None,
+            reason: "contains a NUL byte".into(),
+        });
+        return;
+    }
+    let Ok(line) = core::str::from_utf8(raw) else {
+        v.problem(Problem {
+            line: line_no,
+            user: None,
+            reason: "is not valid UTF-8".into(),
+        });
+        return;
+    };
+    let trimmed = line.trim_matches([' ', '\t']);
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return;
+    }
+    if !trimmed.contains(':') {
+        v.problem(Problem {
+            line: line_no,
+            user: None,
+            reason: format!("has no ':' ({FIX})"),
+        });
+        return;
+    }
+    let mut fields = trimmed.split(':').map(|f| f.trim_matches([' ', '\t']));
+    let user = fields.next().unwrap_or("");
+    if user.is_empty() {
+        v.problem(Problem {
+            line: line_no,
+            user: None,
+            reason: "has no user name".into(),
+        });
+        return;
+    }
+    if let Some(what) = user.chars().find_map(user_name_flaw) {
+        // `bob x:id` or `bob;x:id`: whose line this is can't be told.
+        v.problem(Problem {
+            line: line_no,
+            user: None,
+            reason: format!("has a user name with {what} ({FIX})"),
+        });
+        return;
+    }
+    v.user_line(line_no, user);
+    for (n, field) in fields.enumerate().filter(|(_, f)| !f.is_empty()) {
+        match PublicId::from_modhex(field) {
+            Ok(id) => v.key(user, id),
+            Err(e) => v.problem(Problem {
+                line: line_no,
+                user: Some(user.to_string()),
+                reason: format!("field {} is not a public id ({e})", n + 2),
+            }),
+        }
+    }
+}
+
+/// Runs [`visit_line`] over every line of `bytes` (a leading UTF-8 BOM
+/// skipped).
+fn visit_all(bytes: &[u8], v: &mut impl Visitor) {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        visit_line(raw, i + 1, v);
+    }
+}
+
+impl Visitor for Mapping {
+    fn user_line(&mut self, line: usize, user: &str) {
+        self.entries.push(Entry {
+            line,
             user: user.to_string(),
-            keys,
+            keys: Vec::new(),
         });
     }
+    fn key(&mut self, _user: &str, id: PublicId) {
+        if let Some(e) = self.entries.last_mut() {
+            e.keys.push(id);
+        }
+    }
+    fn problem(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+}
+
+/// Parses mapping text (see the module doc for the rules). For `ykmap`,
+/// which needs every line; a login uses [`scan_user`].
+#[must_use]
+pub fn parse_mapping(bytes: &[u8]) -> Mapping {
+    let mut m = Mapping::default();
+    visit_all(bytes, &mut m);
     m
+}
+
+/// What a login needs from a mapping file: one user's keys and every
+/// problem of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserScan {
+    /// The user's keys, deduplicated, in file order (as
+    /// [`Mapping::keys_for`]).
+    pub keys: Vec<PublicId>,
+    /// Every malformed line and field of the file (as
+    /// [`Mapping::problems`]).
+    pub problems: Vec<Problem>,
+}
+
+struct ScanFor<'u> {
+    user: &'u str,
+    out: UserScan,
+}
+
+impl Visitor for ScanFor<'_> {
+    fn user_line(&mut self, _line: usize, _user: &str) {}
+    fn key(&mut self, user: &str, id: PublicId) {
+        if user == self.user && !self.out.keys.contains(&id) {
+            self.out.keys.push(id);
+        }
+    }
+    fn problem(&mut self, problem: Problem) {
+        self.out.problems.push(problem);
+    }
+}
+
+/// One pass over mapping text for `user`: the same rules as
+/// [`parse_mapping`], but nothing is kept of other users' lines and no
+/// well-formed line allocates. Equal to `parse_mapping(bytes)`'s
+/// `keys_for(user)` and `problems`.
+#[must_use]
+pub fn scan_user(bytes: &[u8], user: &str) -> UserScan {
+    let mut s = ScanFor {
+        user,
+        out: UserScan::default(),
+    };
+    visit_all(bytes, &mut s);
+    s.out
+}
+
+/// [`scan_user`] over a reader, one line at a time in one reused buffer
+/// (a line is never split, whatever its length), reading at most `max`
+/// bytes.
+fn scan_user_from(
+    reader: impl std::io::Read,
+    user: &str,
+    max: u64,
+) -> Result<UserScan, std::io::Error> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::with_capacity(64 << 10, reader.take(max.saturating_add(1)));
+    let mut s = ScanFor {
+        user,
+        out: UserScan::default(),
+    };
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0usize;
+    let mut total = 0u64;
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        if total > max {
+            return Err(std::io::Error::other(format!(
+                "grew past the {max}-byte limit while being read"
+            )));
+        }
+        line_no += 1;
+        let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let raw = if line_no == 1 {
+            raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw)
+        } else {
+            raw
+        };
+        visit_line(raw, line_no, &mut s);
+    }
+    Ok(s.out)
 }
 
 /// A user from the passwd database.
@@ -206,6 +326,11 @@ pub fn lookup_user(user: &str) -> Result<Option<Passwd>, String> {
     }
 }
 
+/// Largest central mapping file read (1 GiB, some 40 million users): it
+/// is scanned line by line, never held whole, so the limit only bounds the
+/// time a broken or hostile file can take.
+pub const AUTHFILE_MAX: u64 = 1 << 30;
+
 /// Largest per-user mapping file (SPEC §4).
 pub const USER_FILE_MAX: u64 = 64 << 10;
 
@@ -220,16 +345,30 @@ pub const USER_FILE: &str = ".yubico/authorized_yubikeys";
 /// invalid UTF-8), the mapping is unavailable, never "no keys" — with
 /// `nullok` that would silently drop the second factor. Users with a valid
 /// key are unaffected by other lines.
+#[cfg(test)]
 fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) -> KeyLookup {
-    let (keys, wrong_length): (Vec<PublicId>, Vec<PublicId>) = mapping
-        .keys_for(user)
+    decide(
+        mapping.keys_for(user),
+        &mapping.problems,
+        token_id_length,
+        what,
+    )
+}
+
+/// [`lookup_in`] on the result of a [`scan_user`].
+fn decide(
+    user_keys: Vec<PublicId>,
+    problems: &[Problem],
+    token_id_length: usize,
+    what: &str,
+) -> KeyLookup {
+    let (keys, wrong_length): (Vec<PublicId>, Vec<PublicId>) = user_keys
         .into_iter()
         .partition(|k| k.len_chars() == token_id_length);
     if !keys.is_empty() {
         return KeyLookup::Keys(keys);
     }
-    let mut doubtful: Vec<String> = mapping
-        .problems
+    let mut doubtful: Vec<String> = problems
         .iter()
         .map(|p| format!("line {} {}", p.line, p.reason))
         .collect();
@@ -254,18 +393,26 @@ fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) 
 /// `token_id_length` characters can ever match an OTP.
 #[must_use]
 pub fn keys_from_authfile(user: &str, authfile: &Path, token_id_length: usize) -> KeyLookup {
+    let policy = FilePolicy {
+        max_size: AUTHFILE_MAX,
+        ..FilePolicy::ROOT_SHARED
+    };
     let result = authfile
         .parent()
         .map_or(Ok(()), fs_policy::check_dir_chain)
-        .and_then(|()| fs_policy::read_checked(authfile, &FilePolicy::ROOT_SHARED));
-    match result {
-        Ok(bytes) => lookup_in(
-            &parse_mapping(&bytes),
-            user,
+        .and_then(|()| fs_policy::open_checked(authfile, &policy));
+    let file = match result {
+        Ok((file, _)) => file,
+        Err(e) => return KeyLookup::Unavailable(format!("authfile {e}")),
+    };
+    match scan_user_from(file, user, AUTHFILE_MAX) {
+        Ok(scan) => decide(
+            scan.keys,
+            &scan.problems,
             token_id_length,
             &authfile.display().to_string(),
         ),
-        Err(e) => KeyLookup::Unavailable(format!("authfile {e}")),
+        Err(e) => KeyLookup::Unavailable(format!("authfile {}: {e}", authfile.display())),
     }
 }
 
@@ -285,12 +432,15 @@ pub fn keys_from_user_file(pw: &Passwd, token_id_length: usize) -> KeyLookup {
     let read = privs::as_user(pw.uid, pw.gid, || read_user_file(pw, &path));
     match read {
         Err(e) => KeyLookup::Unavailable(e),
-        Ok(Ok(Some(bytes))) => lookup_in(
-            &parse_mapping(&bytes),
-            &pw.name,
-            token_id_length,
-            &path.display().to_string(),
-        ),
+        Ok(Ok(Some(bytes))) => {
+            let scan = scan_user(&bytes, &pw.name);
+            decide(
+                scan.keys,
+                &scan.problems,
+                token_id_length,
+                &path.display().to_string(),
+            )
+        }
         Ok(Ok(None)) => KeyLookup::NoKeys(format!("{} does not exist", path.display())),
         Ok(Err(e)) => KeyLookup::Unavailable(e),
     }
@@ -416,6 +566,30 @@ mod tests {
         );
         assert!(m.problems.is_empty(), "{:?}", m.problems);
         assert_eq!(m.entries.len(), 3);
+    }
+
+    #[test]
+    fn scan_user_equals_the_full_parse() {
+        let texts: [&[u8]; 6] = [
+            b"\xef\xbb\xbfroot:ccccccdbjrgf\r\nbob:cccc cccc\nroot:ccccccdbjrgf:cccccccccccb\n",
+            b"bob:ccccccdbjrgf\n\n# c\nroot:\n",
+            b"\0alice:cccccccccccb\nalice:cccccccccc\xffb\n:cccccccccccb\nalice:cccccccccccc",
+            b"daemon ccccccdbjrgf\nroot:ccccccdbjrgg\n",
+            b"",
+            b"\xef\xbb\xbf",
+        ];
+        for text in texts {
+            for user in ["root", "bob", "alice", "daemon", "nobody", ""] {
+                let m = parse_mapping(text);
+                let want = UserScan {
+                    keys: m.keys_for(user),
+                    problems: m.problems.clone(),
+                };
+                assert_eq!(scan_user(text, user), want);
+                assert_eq!(scan_user_from(text, user, 1 << 20).unwrap(), want);
+            }
+        }
+        assert!(scan_user_from(&b"root:ccccccdbjrgf\n"[..], "root", 4).is_err());
     }
 
     #[test]

@@ -202,6 +202,12 @@ pub enum KeyCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Move a single-file key store to the per-key layout (KEYSTORE.d)
+    ///
+    /// Reads the file whole, writes one file per key into a new directory,
+    /// renames it to KEYSTORE.d and removes the file. Until then the
+    /// module reads the single file (every key on every login).
+    Migrate,
 }
 
 /// `ykmap key add`

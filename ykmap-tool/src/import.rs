@@ -25,8 +25,8 @@ use core::fmt;
 use yubiotp_core::{AesKey, KeyMaterial, PrivateId, PublicId, public_id_to_serial};
 use zeroize::Zeroizing;
 
-/// Largest accepted input.
-pub const MAX_INPUT: usize = 4 << 20;
+/// Largest accepted input (some 900,000 CSV lines).
+pub const MAX_INPUT: usize = 64 << 20;
 /// Longest accepted line.
 pub const MAX_LINE: usize = 4096;
 /// Most fields on one CSV line.
@@ -493,15 +493,11 @@ fn parse_ykpersonalize(
 /// Pairs of (earlier line, later line) that name the same public id.
 #[must_use]
 pub fn duplicates(keys: &[ImportedKey]) -> Vec<(usize, usize, PublicId)> {
+    let mut last_line = std::collections::HashMap::with_capacity(keys.len());
     let mut out = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        if let Some(prev) = keys
-            .iter()
-            .take(i)
-            .rev()
-            .find(|p| p.public_id == k.public_id)
-        {
-            out.push((prev.line, k.line, k.public_id));
+    for k in keys {
+        if let Some(prev) = last_line.insert(k.public_id, k.line) {
+            out.push((prev, k.line, k.public_id));
         }
     }
     out

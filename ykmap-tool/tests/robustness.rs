@@ -455,13 +455,17 @@ fn secrets_never_appear_in_any_output() {
             assert!(!lower.contains(s), "`ykmap {cmd}` printed a secret:\n{out}");
         }
     }
-    // The key store does hold them, mode 0600.
-    let ks = std::fs::read_to_string(d.path().join("keys")).unwrap();
+    // The key store does hold them: one file per key, 0600, in a 0700
+    // directory.
+    let dir = d.path().join("keys.d");
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    let mut ks = String::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        ks.push_str(&std::fs::read_to_string(&p).unwrap());
+    }
     assert!(ks.contains(AES) && ks.contains(aes2));
-    assert_eq!(
-        std::fs::metadata(d.path().join("keys")).unwrap().mode() & 0o777,
-        0o600
-    );
 }
 
 #[test]

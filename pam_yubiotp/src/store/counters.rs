@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | `id-<m>.state` | the state: root-owned, mode 0600, one link |
 //! | `id-<m>.lock` | the stable lock file (0600, never replaced or removed) |
-//! | `id-<m>.state.tmp-<32 random hex>` | a write in progress; never read |
+//! | `id-<m>.state.tmp-<32 random hex>` | a write in progress; never read (its name is noted in the lock file first, so the next login removes a crashed writer's leftover with one `unlink`, never a directory listing) |
 //!
 //! Modhex has no `-` or `.`, so names of different ids never collide and
 //! the empty public id gets `id-.state`.
@@ -37,7 +37,7 @@ use yubiotp_core::{Counter, PublicId};
 use super::{ParseError, StoreError};
 use crate::atomic::{
     CommitStep, Perms, io_error, lock_exclusive, no_hook, open_error, parent_dir,
-    remove_stale_temps, replace_durably, sync_dir,
+    remove_stale_temps, replace_durably_noted, sync_dir,
 };
 use crate::fs_policy::{FilePolicy, OpenError, Owner, Violation, check_dir_chain, read_checked};
 use crate::store::{LOCK_OWNER, LOCK_TIMEOUT};
@@ -251,10 +251,12 @@ impl CounterStore {
         decide: impl FnOnce(Counter) -> Result<Counter, R>,
         hook: &dyn Fn(CommitStep),
     ) -> Result<Result<Counter, R>, StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
+        let lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         hook(CommitStep::Locked);
+        // Never a directory listing on a login: the crashed writer's temp
+        // is named in the lock file (crate::atomic::replace_durably_noted).
         let prefix = Self::temp_prefix_of(id);
-        remove_stale_temps(&self.dir, &prefix)?;
+        lock.remove_noted_temp(&self.dir, &prefix)?;
         let current = self.read(id)?;
         hook(CommitStep::Read);
         let new = match decide(current) {
@@ -268,7 +270,7 @@ impl CounterStore {
                 requested: new,
             });
         }
-        self.write(id, new, &prefix, hook)?;
+        self.write(id, new, &prefix, hook, &lock)?;
         Ok(Ok(new))
     }
 
@@ -278,14 +280,16 @@ impl CounterStore {
         counter: Counter,
         prefix: &str,
         hook: &dyn Fn(CommitStep),
+        lock: &crate::atomic::Lock,
     ) -> Result<(), StoreError> {
-        replace_durably(
+        replace_durably_noted(
             &self.dir,
             &self.path_of(id),
             prefix,
             format_state(counter).as_bytes(),
             Perms::PRIVATE,
             hook,
+            lock,
         )
     }
 
@@ -297,17 +301,54 @@ impl CounterStore {
     /// (it is never overwritten, so a counter is never lowered here); the
     /// lock timed out; a write failed.
     pub fn init(&self, id: &PublicId, counter: Counter) -> Result<(), StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
+        let lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         let prefix = Self::temp_prefix_of(id);
         remove_stale_temps(&self.dir, &prefix)?;
         let path = self.path_of(id);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Err(StoreError::Exists(*id)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.write(id, counter, &prefix, &no_hook)
+                self.write(id, counter, &prefix, &no_hook, &lock)
             }
             Err(e) => Err(open_error(&path, e)),
         }
+    }
+
+    /// For the admin tool (`ykmap key import`): [`init`](Self::init) for
+    /// many keys at once, with two syncs in all ([`crate::atomic::Batch`]):
+    /// a temp file per key whose state is absent, one `syncfs`, a
+    /// `RENAME_NOREPLACE` rename per key (atomic against any other writer,
+    /// so no per-key lock is taken and none created), one directory
+    /// `fsync`. Existing state, also state created meanwhile, is never
+    /// touched. Returns the ids whose state was created.
+    ///
+    /// # Errors
+    /// A write, rename or sync failed (states renamed before the failure
+    /// stay, each whole).
+    pub fn init_many(
+        &self,
+        ids: &[PublicId],
+        counter: Counter,
+    ) -> Result<Vec<PublicId>, StoreError> {
+        let text = format_state(counter);
+        let mut batch = crate::atomic::Batch::new(&self.dir, Perms::PRIVATE);
+        let mut todo = Vec::new();
+        for id in ids {
+            let path = self.path_of(id);
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(open_error(&path, e)),
+            }
+            batch.add(&path, &Self::temp_prefix_of(id), text.as_bytes())?;
+            todo.push(*id);
+        }
+        let renamed = batch.commit(&[], crate::atomic::Rename::NoReplace, &no_hook)?;
+        Ok(todo
+            .into_iter()
+            .zip(renamed)
+            .filter_map(|(id, done)| done.then_some(id))
+            .collect())
     }
 
     /// For the admin tool (`ykmap counter reset`): sets `id`'s state to
@@ -329,7 +370,7 @@ impl CounterStore {
         counter: Counter,
         allow_lower: bool,
     ) -> Result<Option<Counter>, StoreError> {
-        let _lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
+        let lock = lock_exclusive(&self.lock_path_of(id), LOCK_OWNER, self.lock_timeout)?;
         let prefix = Self::temp_prefix_of(id);
         remove_stale_temps(&self.dir, &prefix)?;
         let previous = match self.read(id) {
@@ -350,7 +391,7 @@ impl CounterStore {
             }
             Err(e) => return Err(e),
         };
-        self.write(id, counter, &prefix, &no_hook)?;
+        self.write(id, counter, &prefix, &no_hook, &lock)?;
         Ok(previous)
     }
 

@@ -18,6 +18,7 @@
 //! - errors name paths, line numbers and public ids, never file contents.
 
 pub mod counters;
+pub mod keydir;
 pub mod keystore;
 
 use std::io;
@@ -74,6 +75,19 @@ pub enum StoreError {
         op: &'static str,
         /// The OS error.
         source: io::Error,
+    },
+    /// The key store exists in both layouts with different keys.
+    #[error(
+        "{file} and {dir} both exist and differ; the module reads only {dir}: move {file} away \
+         (or remove {dir} and run `ykmap key migrate` again)",
+        file = file.display(),
+        dir = dir.display()
+    )]
+    BothLayouts {
+        /// The old single file.
+        file: PathBuf,
+        /// The key directory.
+        dir: PathBuf,
     },
     /// The entry already exists.
     #[error("{0} already exists")]

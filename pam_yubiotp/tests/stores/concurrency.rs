@@ -189,7 +189,7 @@ fn two_processes_never_accept_the_same_otp() {
     assert_eq!(s.read(&k.id).unwrap(), Counter::new(1, 200));
 }
 
-fn hold_lock(test: &str, lock: &Path, release: &Path) -> std::process::Child {
+pub(super) fn hold_lock(test: &str, lock: &Path, release: &Path) -> std::process::Child {
     let mut c = child(test, "hold")
         .env("ST_LOCK", lock)
         .env("ST_RELEASE", release)

@@ -12,6 +12,7 @@
 mod concurrency;
 mod crash;
 mod faults;
+mod keydir;
 mod keystore;
 mod properties;
 mod replay;

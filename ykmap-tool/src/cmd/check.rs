@@ -14,7 +14,8 @@ use crate::cmd::map::read_central;
 use crate::error::{CliError, CliResult};
 use crate::settings;
 use crate::{note, warn};
-use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
+use pam_yubiotp::store::keydir::{self, Keys, Layout};
+use pam_yubiotp::store::{CounterStore, StoreError};
 
 pub mod online;
 
@@ -174,7 +175,29 @@ fn check_local(
     problems: &mut Vec<String>,
 ) {
     let keystore = &settings.local.keystore;
-    let ks = match KeyStore::load(keystore) {
+    match keydir::layout(keystore) {
+        Ok(Layout {
+            dir: true,
+            file: true,
+        }) => problems.push(format!(
+            "key store: both {} (old single file) and {} exist; the module reads only {}: \
+             run `ykmap key migrate` (it removes the file when both hold the same keys)",
+            keystore.display(),
+            dir_shown(keystore),
+            dir_shown(keystore)
+        )),
+        Ok(Layout {
+            dir: false,
+            file: true,
+        }) => warn(&format!(
+            "key store {} is in the old single-file format: every login reads all keys; run \
+             `ykmap key migrate` to move it to {}",
+            keystore.display(),
+            dir_shown(keystore)
+        )),
+        _ => {}
+    }
+    let ks = match Keys::open(keystore).and_then(|ks| ks.verify_all().map(|()| ks)) {
         Ok(ks) => Some(ks),
         Err(StoreError::Open(OpenError::NotFound(_))) => {
             problems.push(format!("key store {}: does not exist", keystore.display()));
@@ -224,6 +247,10 @@ fn check_local(
             ));
         }
     }
+}
+
+fn dir_shown(keystore: &std::path::Path) -> String {
+    keydir::dir_of(keystore).map_or_else(|_| "KEYSTORE.d".to_string(), |d| d.display().to_string())
 }
 
 fn finish(problems: &[String]) -> CliResult {

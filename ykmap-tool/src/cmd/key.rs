@@ -24,7 +24,8 @@ use crate::locked_edit;
 use crate::mapping_text::parse_pubid;
 use crate::settings::Loaded;
 use crate::{note, warn};
-use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
+use pam_yubiotp::store::keydir::{self, Keys, Migrated};
+use pam_yubiotp::store::{CounterStore, StoreError};
 
 /// A store fault as a failure (exit 1); store messages never hold secrets.
 #[must_use]
@@ -36,10 +37,10 @@ pub fn store_failed(e: &StoreError) -> CliError {
 ///
 /// # Errors
 /// An untrusted, unreadable or corrupt key store.
-pub fn load_keystore(path: &Path) -> CliResult<KeyStore> {
-    match KeyStore::load(path) {
+pub fn load_keystore(path: &Path) -> CliResult<Keys> {
+    match Keys::open(path) {
         Ok(ks) => Ok(ks),
-        Err(StoreError::Open(OpenError::NotFound(_))) => Ok(KeyStore::default()),
+        Err(StoreError::Open(OpenError::NotFound(_))) => Ok(Keys::empty()),
         Err(e) => Err(store_failed(&e)),
     }
 }
@@ -126,6 +127,7 @@ pub fn run(cmd: &KeyCmd, loaded: &Loaded) -> CliResult {
         KeyCmd::Remove { pubid } => remove(&settings, pubid),
         KeyCmd::List => list(&settings),
         KeyCmd::Import { file, force } => import_keys(&settings, file, *force),
+        KeyCmd::Migrate => migrate(&settings),
     }
 }
 
@@ -160,11 +162,11 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
     }
     let counters = counters(settings)?;
     let state = ensure_state(&counters, &id, start)?;
-    let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
+    let replaced = keydir::update(keystore, &locked_edit::hook, |ks| {
         if ks.contains(&id) && !args.force {
             return Err(StoreError::Exists(id));
         }
-        Ok(ks.insert(id, key).is_some())
+        Ok(ks.insert(id, key))
     })
     .map_err(|e| store_failed(&e))?;
     println!(
@@ -184,8 +186,12 @@ fn remove(settings: &Settings, pubid: &str) -> CliResult {
     let keystore = &settings.local.keystore;
     let held = load_keystore(keystore)?.contains(&id);
     if held {
-        KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
-            ks.remove(&id).map(|_| ()).ok_or(StoreError::Unknown(id))
+        keydir::update(keystore, &locked_edit::hook, |ks| {
+            if ks.remove(&id) {
+                Ok(())
+            } else {
+                Err(StoreError::Unknown(id))
+            }
         })
         .map_err(|e| store_failed(&e))?;
     }
@@ -247,7 +253,7 @@ fn state_text(counters: Option<&CounterStore>, id: &PublicId) -> String {
 
 fn list(settings: &Settings) -> CliResult {
     let keystore = &settings.local.keystore;
-    let ks = match KeyStore::load(keystore) {
+    let ks = match Keys::open(keystore) {
         Ok(ks) => ks,
         Err(StoreError::Open(OpenError::NotFound(_))) => {
             note(&format!(
@@ -293,12 +299,15 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
             ));
         }
     }
-    // Last record of each id wins.
-    let mut keys: Vec<&import::ImportedKey> = Vec::new();
-    for k in &parsed.keys {
-        keys.retain(|p| p.public_id != k.public_id);
-        keys.push(k);
-    }
+    // Last record of each id wins (in the order of those last records).
+    let mut seen = std::collections::HashSet::new();
+    let mut keys: Vec<&import::ImportedKey> = parsed
+        .keys
+        .iter()
+        .rev()
+        .filter(|k| seen.insert(k.public_id))
+        .collect();
+    keys.reverse();
     let keystore = &settings.local.keystore;
     let existing = load_keystore(keystore)?;
     if !force && let Some(k) = keys.iter().find(|k| existing.contains(&k.public_id)) {
@@ -311,18 +320,19 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
         )));
     }
     let counters = counters(settings)?;
-    let mut at_zero = false;
-    for k in &keys {
-        at_zero |=
-            ensure_state(&counters, &k.public_id, Counter::default())?.starts_with(CREATED_AT_ZERO);
-    }
-    let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
+    // All states in one batch (two syncs), then the keys in one write.
+    let ids: Vec<PublicId> = keys.iter().map(|k| k.public_id).collect();
+    let at_zero = !counters
+        .init_many(&ids, Counter::default())
+        .map_err(|e| store_failed(&e))?
+        .is_empty();
+    let replaced = keydir::update(keystore, &locked_edit::hook, |ks| {
         if !force && let Some(k) = keys.iter().find(|k| ks.contains(&k.public_id)) {
             return Err(StoreError::Exists(k.public_id));
         }
         let mut replaced = 0usize;
         for k in &keys {
-            if ks.insert(k.public_id, k.key.clone()).is_some() {
+            if ks.insert(k.public_id, k.key.clone()) {
                 replaced += 1;
             }
         }
@@ -354,6 +364,31 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
     Ok(())
 }
 
+fn migrate(settings: &Settings) -> CliResult {
+    let keystore = &settings.local.keystore;
+    let dir = keydir::dir_of(keystore).map_err(|e| store_failed(&e))?;
+    match keydir::migrate(keystore).map_err(|e| store_failed(&e))? {
+        Migrated::Done(n) => println!(
+            "migrated {n} key(s) from {} to {} (one file per key); {} removed",
+            keystore.display(),
+            dir.display(),
+            keystore.display()
+        ),
+        Migrated::Already => println!(
+            "{} is already in the per-key layout: nothing to do",
+            dir.display()
+        ),
+        Migrated::Nothing => note(&format!(
+            "neither {} nor {} exists: nothing to migrate (the first `ykmap key add` or \
+             `import` creates {})",
+            keystore.display(),
+            dir.display(),
+            dir.display()
+        )),
+    }
+    Ok(())
+}
+
 /// Runs a `counter` command.
 ///
 /// # Errors
@@ -379,7 +414,8 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
 fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult {
     let id = parse_pubid(pubid, settings.token_id_length)?;
     let ks = load_keystore(&settings.local.keystore)?;
-    let key = ks.get(&id).ok_or_else(|| {
+    let key = ks.get(&id).map_err(|e| store_failed(&e))?;
+    let key = key.as_ref().ok_or_else(|| {
         CliError::failed(format!(
             "{id} is not in the key store {}",
             settings.local.keystore.display()

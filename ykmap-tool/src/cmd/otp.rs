@@ -47,7 +47,7 @@ pub fn run(cmd: &OtpCmd, loaded: Option<&Loaded>) -> CliResult {
     let stored = settings
         .as_ref()
         .and_then(|s| load_keystore(&s.local.keystore).ok())
-        .and_then(|ks| ks.get(&id).cloned());
+        .and_then(|ks| ks.get(&id).ok().flatten());
     let given = match aes_key {
         Some(v) => {
             let text = input.get(v, "AES key")?;

@@ -25,7 +25,7 @@ use crate::mapping_text::parse_pubid;
 use crate::settings;
 use crate::softkey::{MAX_FILE, SoftKey};
 use pam_yubiotp::atomic::{self, Perms};
-use pam_yubiotp::store::{CounterStore, KeyStore, StoreError};
+use pam_yubiotp::store::{CounterStore, StoreError, keydir};
 
 /// `n` random bytes from the kernel.
 ///
@@ -146,7 +146,7 @@ fn new(g: &GlobalArgs, path: &Path, public_id: Option<&str>, register: bool) -> 
                 Ok(()) | Err(StoreError::Exists(_)) => {}
                 Err(e) => return Err(store_failed(&e)),
             }
-            KeyStore::update_with_hook(&s.local.keystore, &locked_edit::hook, |ks| {
+            keydir::update(&s.local.keystore, &locked_edit::hook, |ks| {
                 if ks.contains(&id) {
                     return Err(StoreError::Exists(id));
                 }
