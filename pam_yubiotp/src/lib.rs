@@ -29,3 +29,4 @@ pub mod prompt;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod verifier;

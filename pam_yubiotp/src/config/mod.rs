@@ -240,6 +240,24 @@ pub struct LocalSettings {
     pub statedir: PathBuf,
 }
 
+/// The privileged verifier: where the module finds it, and the rate
+/// limit it applies per caller uid (read from the file by the verifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierSettings {
+    /// The helper a caller that is not root asks (`verifier=`).
+    pub helper: PathBuf,
+    /// Failures (each within `window` of the previous) before refusing.
+    pub max_failures: u32,
+    /// How long a failure is remembered; also the first lockout.
+    pub window: Duration,
+    /// Pause before answering each failure.
+    pub failure_delay: Duration,
+    /// The longest lockout.
+    pub max_backoff: Duration,
+    /// Root-only directory of the per-uid counts.
+    pub ratelimit_dir: PathBuf,
+}
+
 /// Fully resolved, typed settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -261,6 +279,8 @@ pub struct Settings {
     pub debug: bool,
     /// The conversation prompt.
     pub prompt: String,
+    /// The privileged verifier and its rate limit.
+    pub verifier: VerifierSettings,
     /// Non-fatal remarks found while resolving (logged as warnings).
     pub warnings: Vec<String>,
 }
@@ -358,6 +378,14 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         first_pass: v.first_pass,
         debug: v.debug,
         prompt: v.prompt,
+        verifier: VerifierSettings {
+            helper: v.verifier,
+            max_failures: v.max_failures,
+            window: v.window,
+            failure_delay: v.failure_delay,
+            max_backoff: v.max_backoff,
+            ratelimit_dir: v.ratelimit_dir,
+        },
         warnings,
     })
 }

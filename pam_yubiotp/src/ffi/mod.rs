@@ -20,6 +20,8 @@ use crate::host::{ConvError, Host, HostError, Level, Log};
 use crate::outcome::code;
 use crate::secret::SecretBytes;
 
+pub(crate) mod sys;
+
 const PAM_AUTHTOK: c_int = 6;
 
 unsafe extern "C" {
