@@ -548,3 +548,70 @@ fn direct_root(f: &Fx, args: &[&str], otp: &str) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// Debian 12's common-auth (as in stacks.rs): pam_unix, then deny/permit.
+const COMMON_AUTH: &str = "\
+auth\t[success=1 default=ignore]\tpam_unix.so nullok
+auth\trequisite\t\t\tpam_deny.so
+auth\trequired\t\t\tpam_permit.so
+";
+/// `openssl passwd -6 -salt ykotpalice alice-pw` (the stacks.rs hash).
+const PW: &str = "alice-pw";
+const PW_HASH: &str = "$6$ykotpalice$vK9hh0aJ6oKk0uOCsuCR1EWcYJckCvu4ddSfkpL1VZitdF9/UW0iEKwGoJR1RQ/lFJBT7V9CR.ozDPBsSyYdp.";
+
+/// etc/pam.d/screenlocker.otp verbatim (the include pointed at the test's
+/// common-auth, the module at the setuid test helper), run as the locked
+/// user `nobody`: the password through the real pam_unix, then the OTP
+/// through the helper. This is the case stacks.rs's coverage test names
+/// for that file.
+#[test]
+fn screenlocker_recipe_as_the_unprivileged_user() {
+    let Some(mut f) = setup("local", "", "") else {
+        return;
+    };
+    let recipe =
+        fs::read_to_string(yubiotp_tests::repo().join("etc/pam.d/screenlocker.otp")).unwrap();
+    assert!(recipe.contains("@include common-auth\nauth       required   pam_yubiotp.so\n"));
+    f.w.service("common-auth", COMMON_AUTH);
+    let text = recipe
+        .replace(
+            "@include common-auth",
+            &format!("@include {}", f.w.services.join("common-auth").display()),
+        )
+        .replace(
+            "pam_yubiotp.so",
+            &format!("@MODULE@ verifier={}", f.helper.display()),
+        );
+    f.w.service("swaylock", &text);
+    // nobody with a password hash in the (nss_wrapper) passwd file, which
+    // pam_unix checks in process for the caller's own user.
+    let passwd = f.w.dir.path().join("passwd-hashed");
+    fs::write(
+        &passwd,
+        format!("root:x:0:0:root:/root:/bin/sh\nnobody:{PW_HASH}:{NOBODY}:{NOBODY}:nobody:/nonexistent:/bin/sh\n"),
+    )
+    .unwrap();
+    let unlock = |f: &Fx, answers: &[&str]| {
+        f.w.run(
+            "swaylock",
+            "nobody",
+            &RunOpts {
+                answers: answers.iter().map(|a| Answer::from(*a)).collect(),
+                wrap: as_uid(NOBODY),
+                env: vec![("NSS_WRAPPER_PASSWD".into(), passwd.display().to_string())],
+                ..RunOpts::default()
+            },
+        )
+    };
+    let otp = f.a.next();
+    let r = unlock(&f, &[PW, &otp]);
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    assert_eq!(r.prompts.len(), 2, "password, then OTP: {:?}", r.prompts);
+    unlock(&f, &[PW, &otp]).assert_refused(code::AUTH_ERR);
+    let theirs = f.b.next();
+    unlock(&f, &[PW, &theirs]).assert_refused(code::AUTH_ERR);
+    let next = f.a.next();
+    let r = unlock(&f, &["wrong-pw", &next]);
+    assert_ne!(r.auth(), code::SUCCESS);
+    assert_ne!(r.auth(), code::IGNORE);
+}

@@ -119,14 +119,14 @@ impl Limiter {
     /// trusted: root-owned, nothing for group/other, a root-owned chain.
     fn ensure_dir(&self) -> Result<(), String> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-        if let Some(parent) = self.dir.parent() {
-            if !parent.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
+        if let Some(parent) = self.dir.parent()
+            && !parent.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| format!("{}: {e}", parent.display()))?;
         }
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
             Ok(()) => {}
