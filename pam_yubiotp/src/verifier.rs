@@ -481,7 +481,8 @@ mod tests {
     #[test]
     fn outcomes_never_succeed_or_ignore_by_mistake() {
         use crate::outcome::code;
-        for c in 1..=8 {
+        // 2 and 3 ("no key") are the nullok rows, checked below.
+        for c in [1, 4, 5, 6, 7, 8, 9, 100] {
             let o = outcome_of(answer_from(Some(c), "r"), false, false);
             assert_ne!(o.pam_code(), code::SUCCESS, "{c}");
             assert_ne!(o.pam_code(), code::IGNORE, "{c}");

@@ -10,18 +10,34 @@ use std::process::Command;
 
 use crate::host::Level;
 
-/// Makes `cmd`'s child close every descriptor above 2 just before `exec`
-/// (std's own pipes are already dup2'd onto 0-2; anything the host left
-/// open without `O_CLOEXEC` must not reach a helper).
+/// Makes `cmd`'s child close every descriptor above 2 at `exec` (std's own
+/// pipes are already dup2'd onto 0-2; anything the host left open without
+/// `O_CLOEXEC` must not reach a helper). They are marked close-on-exec
+/// rather than closed, so std's own exec-error pipe keeps working.
 pub(crate) fn close_fds_above_2_on_exec(cmd: &mut Command) {
     // SAFETY: the closure runs in the forked child before exec and only
-    // calls close_range(2) / close(2), both async-signal-safe; it touches no
+    // calls close_range(2) / fcntl(2), both async-signal-safe; it touches no
     // lock, allocates nothing and cannot panic.
     unsafe {
         cmd.pre_exec(|| {
-            close_above_2_raw();
+            cloexec_above_2_raw();
             Ok(())
         });
+    }
+}
+
+/// close_range(3, ~0U, CLOSE_RANGE_CLOEXEC), falling back to
+/// fcntl(FD_CLOEXEC) on 3..=1023 (kernels before 5.11). Async-signal-safe.
+fn cloexec_above_2_raw() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range takes plain integers and only sets a flag on
+    // this (forked) process's descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        for fd in 3..1024 {
+            // SAFETY: as above; EBADF for unused numbers is harmless.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! boot, so the clock and the files begin together; setting the wall clock
 //! unlocks nothing).
 //!
-//! A failure within `window` of the previous one adds to the count, else
+//! A failure within `window` of the previous one (or of the end of the
+//! lockout) adds to the count, else
 //! the count starts again at 1. From `max_failures` on, every failure locks
 //! the uid out for `window · 2^(count − max_failures)`, at most
 //! `max_backoff`; while locked, the helper refuses without validating (the
@@ -59,7 +60,10 @@ impl State {
     #[must_use]
     pub fn after_failure(self, now: u64, limits: &VerifierSettings) -> Self {
         let window = ms(limits.window);
-        let failures = if self.failures > 0 && now.saturating_sub(self.last_failure_ms) <= window {
+        // Counted from the end of a lockout too: the attempts refused during
+        // it are not failures, and the backoff must still grow after it.
+        let since = now.saturating_sub(self.last_failure_ms.max(self.locked_until_ms));
+        let failures = if self.failures > 0 && since <= window {
             self.failures.saturating_add(1)
         } else {
             1
