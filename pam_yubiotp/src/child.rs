@@ -402,6 +402,28 @@ mod tests {
     }
 
     #[test]
+    fn descriptors_above_2_do_not_reach_the_child() {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        let dir = yubiotp_testsupport::tempdir();
+        let path = dir.path().join("inheritable-marker");
+        let f = std::fs::File::create(&path).unwrap();
+        // As a careless host would leave it: inheritable.
+        fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let c = Child::spawn(
+            Path::new("/bin/ls"),
+            &["-l", "/proc/self/fd"],
+            None,
+            1 << 16,
+        )
+        .unwrap();
+        let out = c.run_until(Instant::now() + Duration::from_secs(20));
+        let listed = String::from_utf8(out.stdout).unwrap();
+        assert!(listed.contains("/proc/"), "ls ran: {listed}");
+        assert!(!listed.contains("inheritable-marker"), "leaked: {listed}");
+        drop(f);
+    }
+
+    #[test]
     fn a_missing_program_is_not_found() {
         let e = Child::spawn(Path::new("/nonexistent/helper"), &["x"], None, 16).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);

@@ -159,6 +159,32 @@ fn hybrid_accepts_fresh_refuses_replay_and_another_users_otp() {
 }
 
 #[test]
+fn a_locker_that_ignores_sigchld_still_gets_the_verdict() {
+    let Some(mut f) = setup("local", "", "") else {
+        return;
+    };
+    // With SIGCHLD at SIG_IGN the kernel would reap the helper and its exit
+    // status would be lost; the module holds SIG_DFL during the wait.
+    let otp = f.a.next();
+    let run = |otp: &str| {
+        f.w.run(
+            "screenlocker",
+            "nobody",
+            &RunOpts {
+                answers: vec![Answer::from(otp)],
+                wrap: as_uid(NOBODY),
+                sigchld_ignore: true,
+                ..RunOpts::default()
+            },
+        )
+    };
+    let r = run(&otp);
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    assert_eq!(r.children, "none", "the helper was reaped");
+    run(&otp).assert_refused(code::AUTH_ERR);
+}
+
+#[test]
 fn nullok_lets_a_keyless_user_through_and_only_with_nullok() {
     let Some(f) = setup("local", "", "nullok") else {
         return;
