@@ -15,6 +15,7 @@ use crate::host::{Host, HostError, Level};
 use crate::mapping::{self, KeyLookup};
 use crate::outcome::Outcome;
 use crate::prompt::{self, Obtained, PromptError};
+use crate::secret::SecretBytes;
 use crate::verifier;
 
 /// Runs one authentication for the module arguments `args` and logs one
@@ -100,19 +101,14 @@ fn unprivileged<H: Host, S: AsRef<str>>(
         return attempt(host, in_process, record);
     }
     record.mode = Some("verifier");
-    let user = match host.user() {
+    let user = match user_of(host) {
         Ok(u) => u,
-        Err(HostError::Conversation) => {
-            return Outcome::ConvErr("conversation failed while asking for the user name".into());
-        }
-        Err(HostError::Failed) => return Outcome::ServiceErr("no usable user name".into()),
+        Err(outcome) => return outcome,
     };
     record.user = Some(user.clone());
-    let typed = match prompt::obtain_otp(host, &front) {
-        Ok(Obtained::Otp(typed)) => typed,
-        Ok(Obtained::Unusable(why)) => return Outcome::AuthErr(why),
-        Err(PromptError::Conv(e)) => return Outcome::ConvErr(format!("conversation: {e:?}")),
-        Err(PromptError::AuthTok(why)) => return Outcome::ServiceErr(why),
+    let typed = match otp_of(host, &front) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
     };
     match typed
         .expose_str()
@@ -149,12 +145,9 @@ fn attempt<H: Host>(
     for warning in &settings.warnings {
         host.log(Level::Warning, warning);
     }
-    let user = match host.user() {
+    let user = match user_of(host) {
         Ok(u) => u,
-        Err(HostError::Conversation) => {
-            return Outcome::ConvErr("conversation failed while asking for the user name".into());
-        }
-        Err(HostError::Failed) => return Outcome::ServiceErr("no usable user name".into()),
+        Err(outcome) => return outcome,
     };
     record.user = Some(user.clone());
     let keys = match keys_for(&user, &settings) {
@@ -174,11 +167,9 @@ fn attempt<H: Host>(
             &format!("{} key(s) mapped to the user", keys.len()),
         );
     }
-    let typed = match prompt::obtain_otp(host, &settings) {
-        Ok(Obtained::Otp(typed)) => typed,
-        Ok(Obtained::Unusable(why)) => return Outcome::AuthErr(why),
-        Err(PromptError::Conv(e)) => return Outcome::ConvErr(format!("conversation: {e:?}")),
-        Err(PromptError::AuthTok(why)) => return Outcome::ServiceErr(why),
+    let typed = match otp_of(host, &settings) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
     };
     let token = match typed
         .expose_str()
@@ -196,6 +187,26 @@ fn attempt<H: Host>(
         ));
     }
     run_engine(host, &settings, &token, record)
+}
+
+/// The user name from the host, or the outcome when there is none.
+fn user_of<H: Host>(host: &mut H) -> Result<String, Outcome> {
+    host.user().map_err(|e| match e {
+        HostError::Conversation => {
+            Outcome::ConvErr("conversation failed while asking for the user name".into())
+        }
+        HostError::Failed => Outcome::ServiceErr("no usable user name".into()),
+    })
+}
+
+/// The OTP-sized text (SPEC §5), or the outcome when there is none.
+fn otp_of<H: Host>(host: &mut H, settings: &Settings) -> Result<SecretBytes, Outcome> {
+    match prompt::obtain_otp(host, settings) {
+        Ok(Obtained::Otp(typed)) => Ok(typed),
+        Ok(Obtained::Unusable(why)) => Err(Outcome::AuthErr(why)),
+        Err(PromptError::Conv(e)) => Err(Outcome::ConvErr(format!("conversation: {e:?}"))),
+        Err(PromptError::AuthTok(why)) => Err(Outcome::ServiceErr(why)),
+    }
 }
 
 fn keys_for(user: &str, settings: &Settings) -> KeyLookup {

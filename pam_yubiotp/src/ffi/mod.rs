@@ -79,9 +79,14 @@ fn level_priority(level: Level) -> c_int {
     }
 }
 
-fn syslog_raw(raw: *const PamHandle, level: Level, line: &str) {
+/// `line` as a C string, NUL bytes dropped.
+fn c_line(line: &str) -> Option<CString> {
     let cleaned: Vec<u8> = line.bytes().filter(|b| *b != 0).collect();
-    let Ok(msg) = CString::new(cleaned) else {
+    CString::new(cleaned).ok()
+}
+
+fn syslog_raw(raw: *const PamHandle, level: Level, line: &str) {
+    let Some(msg) = c_line(line) else {
         return;
     };
     // SAFETY: `raw` is a live handle (checked non-null by the caller); the

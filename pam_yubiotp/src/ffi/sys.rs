@@ -4,7 +4,6 @@
 //! around a wait, clearing the environment, and syslog(3) for the verifier
 //! (which has no PAM handle to hand `pam_syslog`).
 
-use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -123,16 +122,6 @@ impl Drop for SigchldDefault {
     }
 }
 
-fn priority(level: Level) -> libc::c_int {
-    match level {
-        Level::Err => libc::LOG_ERR,
-        Level::Warning => libc::LOG_WARNING,
-        Level::Notice => libc::LOG_NOTICE,
-        Level::Info => libc::LOG_INFO,
-        Level::Debug => libc::LOG_DEBUG,
-    }
-}
-
 /// Opens syslog as `yubiotp-verify` on LOG_AUTHPRIV (what pam_syslog uses).
 pub(crate) fn open_authpriv_log() {
     // SAFETY: the ident is a 'static NUL-terminated literal (openlog keeps
@@ -148,11 +137,10 @@ pub(crate) fn open_authpriv_log() {
 
 /// One syslog line (NULs dropped), format "%s".
 pub(crate) fn syslog_line(level: Level, line: &str) {
-    let cleaned: Vec<u8> = line.bytes().filter(|b| *b != 0).collect();
-    let Ok(msg) = CString::new(cleaned) else {
+    let Some(msg) = super::c_line(line) else {
         return;
     };
     // SAFETY: the format is a literal "%s" and its one argument a
     // NUL-terminated string that outlives the call.
-    unsafe { libc::syslog(priority(level), c"%s".as_ptr(), msg.as_ptr()) };
+    unsafe { libc::syslog(super::level_priority(level), c"%s".as_ptr(), msg.as_ptr()) };
 }
