@@ -19,6 +19,8 @@
 #   $PREFIX/sbin/ykmap                             0755 (skipped with a warning if not built)
 #   /usr/libexec/yubiotp/yubiotp-resolve           0755 (the module's resolver helper; the
 #                                                  path is compiled into the module)
+#   /usr/libexec/yubiotp/yubiotp-verify            4755 root:root (the setuid verifier for
+#                                                  callers that are not root: screen lockers)
 #   $PREFIX/share/man/man5/yubiotp.toml.5, man8/pam_yubiotp.8 (and ykmap.8 if present) 0644
 #   $PREFIX/share/doc/pam_yubiotp/{recipes.md,README.md}, examples/...  0644
 #   /etc/yubiotp/                                  0700 root:root
@@ -84,8 +86,10 @@ case "$PAMDIR" in /*) ;; *) die "PAMDIR must be an absolute path (got '$PAMDIR')
 module_src="$TARGET_DIR/release/libpam_yubiotp.so"
 ykmap_src="$TARGET_DIR/release/ykmap"
 resolve_src="$TARGET_DIR/release/yubiotp-resolve"
+verify_src="$TARGET_DIR/release/yubiotp-verify"
 [ -f "$module_src" ] || die "$module_src not found: build first (make release, or make install)"
 [ -f "$resolve_src" ] || die "$resolve_src not found: build first (make release, or make install)"
+[ -f "$verify_src" ] || die "$verify_src not found: build first (make release, or make install)"
 
 if [ "$(id -u)" = 0 ]; then
     as_root=1
@@ -157,8 +161,9 @@ put() {
     dst="$DESTDIR$target"
     tmp="$dst.tmp-install.$$"
     cp "$src" "$tmp"
-    chmod "$want_mode" "$tmp"
+    # chown first: chown(2) clears the setuid bit that chmod sets.
     if [ "$as_root" = 1 ]; then chown root:root "$tmp"; fi
+    chmod "$want_mode" "$tmp"
     mv -f "$tmp" "$dst"
     record "file $target"
 }
@@ -172,6 +177,10 @@ say "module  $PAMDIR/pam_yubiotp.so"
 mkdirs /usr/libexec/yubiotp 0755
 put "$resolve_src" /usr/libexec/yubiotp/yubiotp-resolve 0755
 say "helper  /usr/libexec/yubiotp/yubiotp-resolve"
+# Setuid root, like unix_chkpwd: it validates only the caller's own OTP.
+# The .deb keeps the mode (dpkg-deb --root-owner-group makes it root:root).
+put "$verify_src" /usr/libexec/yubiotp/yubiotp-verify 4755
+say "helper  /usr/libexec/yubiotp/yubiotp-verify (setuid root)"
 
 if [ -f "$ykmap_src" ]; then
     mkdirs "$PREFIX/sbin" 0755

@@ -2,14 +2,17 @@
 //! empty environment, feed stdin from a buffer, collect stdout (capped),
 //! and at the caller's deadline kill and reap the child — that pid only.
 //!
-//! Used by the cloud resolver ([`crate::backend::cloud::resolve`]); shaped
-//! for a privileged verifier helper too (the `pam_unix` → `unix_chkpwd`
-//! pattern: secret on stdin, verdict on stdout).
+//! Used by the cloud resolver ([`crate::backend::cloud::resolve`]) and the
+//! privileged verifier client ([`crate::verifier::ask`], the `pam_unix` →
+//! `unix_chkpwd` pattern: secret on stdin, verdict in the exit code; it
+//! also holds SIGCHLD at `SIG_DFL` around the wait).
 //!
 //! Rules, because the module runs inside somebody else's process:
 //! - no thread: the caller drives I/O with [`Child::pump`] from its own
 //!   loop, or blocks in [`Child::run_until`] (one `poll(2)` with the
 //!   deadline);
+//! - every descriptor above 2 is closed in the child before `exec` (a host
+//!   fd without `O_CLOEXEC` never reaches a helper);
 //! - the environment is cleared, the working directory is `/`, stdout is
 //!   a pipe, stderr is `/dev/null`, stdin is `/dev/null` or a Unix socket
 //!   (written with `send(MSG_NOSIGNAL)`: a child that stops reading gives
@@ -131,6 +134,8 @@ impl Child {
             .stdin(theirs)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        // Whatever the host left open without O_CLOEXEC stays out.
+        crate::ffi::sys::close_fds_above_2_on_exec(&mut cmd);
         let mut proc = cmd.spawn()?;
         let stdout = proc.stdout.take();
         let mut child = Self {
@@ -411,6 +416,28 @@ mod tests {
         let f = c.run_until(Instant::now() + Duration::from_secs(20));
         assert!(f.overflow);
         assert!(f.stdout.len() <= 4);
+    }
+
+    #[test]
+    fn descriptors_above_2_do_not_reach_the_child() {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        let dir = yubiotp_testsupport::tempdir();
+        let path = dir.path().join("inheritable-marker");
+        let f = std::fs::File::create(&path).unwrap();
+        // As a careless host would leave it: inheritable.
+        fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let c = Child::spawn(
+            Path::new("/bin/ls"),
+            &["-l", "/proc/self/fd"],
+            None,
+            1 << 16,
+        )
+        .unwrap();
+        let out = c.run_until(Instant::now() + Duration::from_secs(20));
+        let listed = String::from_utf8(out.stdout).unwrap();
+        assert!(listed.contains("/proc/"), "ls ran: {listed}");
+        assert!(!listed.contains("inheritable-marker"), "leaked: {listed}");
+        drop(f);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum Backend {
     Local,
     /// Hybrid: a signed cloud `OK`, confirmed and committed locally.
     CloudAndLocal,
+    /// The privileged verifier (`yubiotp-verify`) ran this engine as root
+    /// and answered "accepted" (exit 0) for a caller that is not root.
+    Verifier,
 }
 
 impl Backend {
@@ -30,6 +33,7 @@ impl Backend {
             Self::Cloud => "cloud",
             Self::Local => "local",
             Self::CloudAndLocal => "cloud+local",
+            Self::Verifier => "verifier",
         }
     }
 }
@@ -46,6 +50,15 @@ impl Accepted {
     #[must_use]
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The verifier helper's exit 0: the helper built its own `Accepted`
+    /// in this engine (the OTP consumed there) before it answered. Only
+    /// [`crate::verifier::ask`]'s answer mapping calls this.
+    pub(crate) fn from_verifier() -> Self {
+        Accepted {
+            backend: Backend::Verifier,
+        }
     }
 
     /// An acceptance for the SPEC §6 table test, which lives beside

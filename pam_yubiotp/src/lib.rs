@@ -8,6 +8,10 @@
 //!   ─► engine::validate ─► backend::cloud  (Validation Protocol 2.0)
 //!                       └► backend::local (AES + store::counters)
 //!   ─► Outcome ─► outcome::pam_code + one authpriv log line (audit)
+//!
+//! caller not root (screen locker): session ─► prompt ─► verifier::ask
+//!   ─► setuid yubiotp-verify ─► verifier::helper_main ─► the same session
+//!      flow as root (OTP from stdin) ─► exit code ─► Outcome
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,3 +33,4 @@ pub mod prompt;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod verifier;

@@ -2,7 +2,7 @@
 //! → parse → is it one of the user's keys → validate → outcome, and one log
 //! line about it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use yubiotp_core::Token;
 
@@ -15,9 +15,13 @@ use crate::host::{Host, HostError, Level, Log};
 use crate::mapping::{self, KeyLookup};
 use crate::outcome::Outcome;
 use crate::prompt::{self, Obtained, PromptError};
+use crate::secret::SecretBytes;
+use crate::verifier;
 
 /// Runs one authentication for the module arguments `args` and logs one
-/// summary line through the host.
+/// summary line through the host. A caller that is not root asks the
+/// privileged verifier ([`crate::verifier`]) when it is installed, unless
+/// the settings are readable and in cloud mode (nothing root-only needed).
 pub fn authenticate<H: Host, S: AsRef<str>>(host: &mut H, args: &[S]) -> Outcome {
     let started = Instant::now();
     let mut record = AttemptRecord {
@@ -25,50 +29,147 @@ pub fn authenticate<H: Host, S: AsRef<str>>(host: &mut H, args: &[S]) -> Outcome
         rhost: host.rhost(),
         ..AttemptRecord::default()
     };
-    let settings = config::from_module_args(args);
-    let debug_file = match &settings {
-        Ok(s) => s
-            .debug_file
-            .as_deref()
+    let outcome = if nix::unistd::geteuid().is_root() {
+        let settings = config::from_module_args(args);
+        let debug_file = settings
+            .as_ref()
+            .ok()
+            .and_then(|s| s.debug_file.as_deref())
             .and_then(|p| match debug_file::open(p) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     host.log(Level::Warning, &format!("debug_file {}: {e}", p.display()));
                     None
                 }
-            }),
-        Err(_) => None,
-    };
-    let mut host = Tee {
-        inner: host,
-        file: debug_file.as_ref(),
-    };
-    let outcome = match settings {
-        Ok(settings) => attempt(&mut host, &settings, &mut record),
-        Err(e) if e.kind == config::ConfigErrorKind::Unreadable => {
-            Outcome::AuthInfoUnavail(e.to_string())
-        }
-        Err(e) => Outcome::ServiceErr(e.to_string()),
+            });
+        let mut tee = Tee {
+            inner: host,
+            file: debug_file.as_ref(),
+        };
+        let outcome = attempt(&mut tee, settings, &mut record);
+        let (level, line) = record.line(&outcome, started.elapsed().as_millis());
+        tee.log(level, &line);
+        return outcome;
+    } else {
+        unprivileged(host, args, &mut record)
     };
     let (level, line) = record.line(&outcome, started.elapsed().as_millis());
     host.log(level, &line);
     outcome
 }
 
-fn attempt<H: Host>(host: &mut H, settings: &Settings, record: &mut AttemptRecord) -> Outcome {
+/// [`authenticate`] with settings already resolved (the verifier helper,
+/// which reads only its compiled-in file).
+pub fn authenticate_with<H: Host>(
+    host: &mut H,
+    settings: Result<Settings, config::ConfigError>,
+) -> Outcome {
+    let started = Instant::now();
+    let mut record = AttemptRecord {
+        service: host.service(),
+        rhost: host.rhost(),
+        ..AttemptRecord::default()
+    };
+    let outcome = attempt(host, settings, &mut record);
+    let (level, line) = record.line(&outcome, started.elapsed().as_millis());
+    host.log(level, &line);
+    outcome
+}
+
+/// Extra time the helper gets beyond the cloud timeout of the PAM line:
+/// lock waits, the failure delay, a cloud timeout set only in the file.
+const VERIFIER_MARGIN: Duration = Duration::from_secs(20);
+
+/// A caller that is not root: cloud mode with readable settings runs here;
+/// everything else goes to the verifier, which gets only the OTP (the
+/// password, if typed in front of it, goes on in PAM_AUTHTOK as usual).
+/// Without the helper the in-process attempt runs and fails closed as
+/// before, after a log line naming the missing helper.
+fn unprivileged<H: Host, S: AsRef<str>>(
+    host: &mut H,
+    args: &[S],
+    record: &mut AttemptRecord,
+) -> Outcome {
+    let in_process = config::from_module_args(args);
+    if matches!(&in_process, Ok(s) if s.mode == config::Mode::Cloud) {
+        return attempt(host, in_process, record);
+    }
+    let line = match config::parse_args(args) {
+        Ok(l) => l,
+        Err(e) => return Outcome::ServiceErr(e.to_string()),
+    };
+    // The prompt, first_pass, token_id_length, nullok and verifier= of the
+    // PAM line (mode forced to local: the cloud half is the helper's).
+    let mut front_layer = line.clone();
+    front_layer.mode = Some(config::Mode::Local);
+    let front = match config::resolve(None, &front_layer) {
+        Ok(s) => s,
+        Err(e) => return Outcome::ServiceErr(e.to_string()),
+    };
+    let helper = front.verifier.helper.clone();
+    if std::fs::symlink_metadata(&helper).is_err() {
+        host.log(
+            Level::Err,
+            &format!(
+                "uid {} is not root and the verifier {} is missing: local and hybrid mode \
+                 (and a root-only config) cannot work for this caller",
+                nix::unistd::geteuid(),
+                helper.display()
+            ),
+        );
+        return attempt(host, in_process, record);
+    }
+    record.mode = Some("verifier");
+    let user = match user_of(host) {
+        Ok(u) => u,
+        Err(outcome) => return outcome,
+    };
+    record.user = Some(user.clone());
+    let typed = match otp_of(host, &front) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
+    };
+    match typed
+        .expose_str()
+        .map(|s| Token::parse(s, front.token_id_length))
+    {
+        Some(Ok(token)) => record.public_id = Some(token.public_id),
+        Some(Err(e)) => return Outcome::AuthErr(format!("malformed OTP: {e}")),
+        None => return Outcome::AuthErr("malformed OTP: not UTF-8".into()),
+    }
+    let timeout = line.timeout.map_or(Duration::ZERO, config::Timeout::get);
+    let deadline = Instant::now() + timeout + VERIFIER_MARGIN;
+    let service = host.service().unwrap_or_else(|| "-".to_string());
+    let answer = verifier::ask(&helper, &user, &service, &typed, deadline);
+    let outcome = verifier::outcome_of(answer, front.nullok, host.disallow_null_authtok());
+    if let Outcome::Success(a) = &outcome {
+        record.backend = Some(a.backend());
+    }
+    outcome
+}
+
+fn attempt<H: Host>(
+    host: &mut H,
+    settings: Result<Settings, config::ConfigError>,
+    record: &mut AttemptRecord,
+) -> Outcome {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) if e.kind == config::ConfigErrorKind::Unreadable => {
+            return Outcome::AuthInfoUnavail(e.to_string());
+        }
+        Err(e) => return Outcome::ServiceErr(e.to_string()),
+    };
     record.mode = Some(settings.mode.name());
     for warning in &settings.warnings {
         host.log(Level::Warning, warning);
     }
-    let user = match host.user() {
+    let user = match user_of(host) {
         Ok(u) => u,
-        Err(HostError::Conversation) => {
-            return Outcome::ConvErr("conversation failed while asking for the user name".into());
-        }
-        Err(HostError::Failed) => return Outcome::ServiceErr("no usable user name".into()),
+        Err(outcome) => return outcome,
     };
     record.user = Some(user.clone());
-    let keys = match keys_for(&user, settings) {
+    let keys = match keys_for(&user, &settings) {
         KeyLookup::Keys(keys) => keys,
         KeyLookup::NoKeys(why) if settings.nullok && !host.disallow_null_authtok() => {
             return Outcome::Ignore(why);
@@ -85,11 +186,9 @@ fn attempt<H: Host>(host: &mut H, settings: &Settings, record: &mut AttemptRecor
             &format!("{} key(s) mapped to the user", keys.len()),
         );
     }
-    let typed = match prompt::obtain_otp(host, settings) {
-        Ok(Obtained::Otp(typed)) => typed,
-        Ok(Obtained::Unusable(why)) => return Outcome::AuthErr(why),
-        Err(PromptError::Conv(e)) => return Outcome::ConvErr(format!("conversation: {e:?}")),
-        Err(PromptError::AuthTok(why)) => return Outcome::ServiceErr(why),
+    let typed = match otp_of(host, &settings) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
     };
     let token = match typed
         .expose_str()
@@ -106,7 +205,27 @@ fn attempt<H: Host>(host: &mut H, settings: &Settings, record: &mut AttemptRecor
             token.public_id
         ));
     }
-    run_engine(host, settings, &token, record)
+    run_engine(host, &settings, &token, record)
+}
+
+/// The user name from the host, or the outcome when there is none.
+fn user_of<H: Host>(host: &mut H) -> Result<String, Outcome> {
+    host.user().map_err(|e| match e {
+        HostError::Conversation => {
+            Outcome::ConvErr("conversation failed while asking for the user name".into())
+        }
+        HostError::Failed => Outcome::ServiceErr("no usable user name".into()),
+    })
+}
+
+/// The OTP-sized text (SPEC §5), or the outcome when there is none.
+fn otp_of<H: Host>(host: &mut H, settings: &Settings) -> Result<SecretBytes, Outcome> {
+    match prompt::obtain_otp(host, settings) {
+        Ok(Obtained::Otp(typed)) => Ok(typed),
+        Ok(Obtained::Unusable(why)) => Err(Outcome::AuthErr(why)),
+        Err(PromptError::Conv(e)) => Err(Outcome::ConvErr(format!("conversation: {e:?}"))),
+        Err(PromptError::AuthTok(why)) => Err(Outcome::ServiceErr(why)),
+    }
 }
 
 /// With a central authfile the user is mapped as written, whether or not

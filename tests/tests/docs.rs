@@ -97,11 +97,11 @@ fn man_page_documents_exactly_the_toml_keys() {
     let mut documented = Vec::new();
     for line in section(&md, "KEYS") {
         if let Some(h) = line.strip_prefix("## ") {
-            prefix = match (h.contains("[cloud]"), h.contains("[local]")) {
-                (true, _) => "cloud.".into(),
-                (_, true) => "local.".into(),
-                _ => String::new(),
-            };
+            // "## The [cloud] table" -> "cloud."; a top-level heading -> "".
+            prefix = h
+                .split_once('[')
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map_or_else(String::new, |(table, _)| format!("{table}."));
             continue;
         }
         if line.starts_with('`') {

@@ -70,13 +70,14 @@ fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
 const FAKE_RESOLVE: &str = "#!/bin/sh\necho end\n";
 
 /// A fake cargo target directory: release/libpam_yubiotp.so (the built
-/// module), a stand-in release/yubiotp-resolve and, if asked, a stand-in
+/// module), stand-in release/yubiotp-resolve and yubiotp-verify and, if asked, a stand-in
 /// release/ykmap.
 fn fake_target(dir: &Path, with_ykmap: bool) -> PathBuf {
     let t = dir.join("target");
     fs::create_dir_all(t.join("release")).unwrap();
     fs::copy(module_path(), t.join("release/libpam_yubiotp.so")).unwrap();
     fs::write(t.join("release/yubiotp-resolve"), FAKE_RESOLVE).unwrap();
+    fs::write(t.join("release/yubiotp-verify"), FAKE_RESOLVE).unwrap();
     if with_ykmap {
         fs::write(t.join("release/ykmap"), "#!/bin/sh\necho ykmap stand-in\n").unwrap();
         fs::set_permissions(t.join("release/ykmap"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -155,6 +156,8 @@ fn expected_files(
     // Content not compared: a stand-in here, the release build in
     // make_install_uninstall_and_deb.
     file("/usr/libexec/yubiotp/yubiotp-resolve".into(), 0o755, None);
+    // Setuid root (root:root when installed as root and in the .deb).
+    file("/usr/libexec/yubiotp/yubiotp-verify".into(), 0o4755, None);
     for e in fs::read_dir(repo().join("man")).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();

@@ -241,6 +241,24 @@ pub struct LocalSettings {
     pub statedir: PathBuf,
 }
 
+/// The privileged verifier: where the module finds it, and the rate
+/// limit it applies per caller uid (read from the file by the verifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierSettings {
+    /// The helper a caller that is not root asks (`verifier=`).
+    pub helper: PathBuf,
+    /// Failures (each within `window` of the previous) before refusing.
+    pub max_failures: u32,
+    /// How long a failure is remembered; also the first lockout.
+    pub window: Duration,
+    /// Pause before answering each failure.
+    pub failure_delay: Duration,
+    /// The longest lockout.
+    pub max_backoff: Duration,
+    /// Root-only directory of the per-uid counts.
+    pub ratelimit_dir: PathBuf,
+}
+
 /// Fully resolved, typed settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -265,6 +283,8 @@ pub struct Settings {
     /// `debug_file=`: an existing root-owned file that also gets every log
     /// line (opened by the session, never created).
     pub debug_file: Option<PathBuf>,
+    /// The privileged verifier and its rate limit.
+    pub verifier: VerifierSettings,
     /// Non-fatal remarks found while resolving (logged as warnings).
     pub warnings: Vec<String>,
 }
@@ -392,6 +412,14 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         debug: v.debug,
         prompt: v.prompt,
         debug_file,
+        verifier: VerifierSettings {
+            helper: v.verifier,
+            max_failures: v.max_failures,
+            window: v.window,
+            failure_delay: v.failure_delay,
+            max_backoff: v.max_backoff,
+            ratelimit_dir: v.ratelimit_dir,
+        },
         warnings,
     })
 }

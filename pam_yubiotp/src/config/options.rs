@@ -268,6 +268,29 @@ options! {
     prompt: String = super::DEFAULT_PROMPT.to_string(), shown "\"YubiKey OTP: \"";
         args ["prompt" Value]; toml Some("prompt"), Str; parse prompt;
         doc "The conversation prompt.";
+    // PAM line only: /etc/pam.d is root-controlled, and the helper path is
+    // what a caller that is not root runs (it never reads this file).
+    verifier: PathBuf = PathBuf::from(crate::verifier::DEFAULT_HELPER),
+        shown "/usr/libexec/yubiotp/yubiotp-verify";
+        args ["verifier" Value]; toml None, Str; parse path;
+        doc "The setuid verifier that callers which are not root ask.";
+    // File only, read by the verifier as root.
+    max_failures: u32 = 5, shown "5";
+        args []; toml Some("verifier.max_failures"), Int; parse count;
+        doc "Failures per caller uid (each within the window of the last) before the verifier refuses.";
+    window: Duration = Duration::from_secs(60), shown "60";
+        args []; toml Some("verifier.window"), Number; parse seconds;
+        doc "Seconds a failure is remembered after the previous one; also the first lockout.";
+    failure_delay: Duration = Duration::from_secs(1), shown "1";
+        args []; toml Some("verifier.failure_delay"), Number; parse seconds;
+        doc "Seconds the verifier waits before answering each failure.";
+    max_backoff: Duration = Duration::from_secs(300), shown "300";
+        args []; toml Some("verifier.max_backoff"), Number; parse seconds;
+        doc "The longest lockout (it doubles from the window up to this), seconds.";
+    ratelimit_dir: PathBuf = PathBuf::from(crate::verifier::DEFAULT_RATELIMIT_DIR),
+        shown "/run/yubiotp/ratelimit";
+        args []; toml Some("verifier.ratelimit_dir"), Str; parse path;
+        doc "The root-only directory of the per-uid failure counts.";
     // pam_yubico options kept for drop-in lines: accepted with a warning.
     verbose_otp: bool = false, shown "off";
         args ["verbose_otp" Flag]; toml None, Bool; parse flag;
@@ -326,7 +349,7 @@ pub fn known_args() -> Vec<String> {
 }
 
 /// The TOML sections, in file order (`""` is the top level).
-pub const SECTIONS: &[&str] = &["", "cloud", "local"];
+pub const SECTIONS: &[&str] = &["", "cloud", "local", "verifier"];
 
 /// The section and key of a dotted TOML key.
 #[must_use]
@@ -546,6 +569,29 @@ fn token_id_length(_: &str, input: Input<'_>) -> Result<usize, String> {
     }
 }
 
+fn count(_: &str, input: Input<'_>) -> Result<u32, String> {
+    match input {
+        Input::Int(i) => u32::try_from(i)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| "must be an integer from 1 to 10000".into()),
+        _ => Err(wrong()),
+    }
+}
+
+fn seconds(_: &str, input: Input<'_>) -> Result<Duration, String> {
+    let secs = match input {
+        #[allow(clippy::cast_precision_loss)]
+        Input::Int(i) => i as f64,
+        Input::Float(f) => f,
+        _ => return Err(wrong()),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err("must be a number of seconds from 0 to 86400".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn prompt(_: &str, input: Input<'_>) -> Result<String, String> {
     let p = text(&input)?;
     if p.chars().any(|c| c.is_control() && c != ' ') || p.chars().count() > 200 {
@@ -563,7 +609,7 @@ mod tests {
         assert_eq!(known_args().first().map(String::as_str), Some("config="));
         assert!(known_args().contains(&"cainfo=".to_string()));
         assert_eq!(known_keys().first(), Some(&"mode"));
-        assert_eq!(known_keys().last(), Some(&"local.statedir"));
+        assert_eq!(known_keys().last(), Some(&"verifier.ratelimit_dir"));
         for o in OPTIONS {
             assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
             assert!(!o.doc.is_empty() && !o.default.is_empty());

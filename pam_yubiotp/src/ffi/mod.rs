@@ -20,6 +20,8 @@ use crate::host::{ConvError, Host, HostError, Level, Log};
 use crate::outcome::code;
 use crate::secret::SecretBytes;
 
+pub(crate) mod sys;
+
 const PAM_AUTHTOK: c_int = 6;
 
 unsafe extern "C" {
@@ -77,9 +79,14 @@ fn level_priority(level: Level) -> c_int {
     }
 }
 
-fn syslog_raw(raw: *const PamHandle, level: Level, line: &str) {
+/// `line` as a C string, NUL bytes dropped.
+fn c_line(line: &str) -> Option<CString> {
     let cleaned: Vec<u8> = line.bytes().filter(|b| *b != 0).collect();
-    let Ok(msg) = CString::new(cleaned) else {
+    CString::new(cleaned).ok()
+}
+
+fn syslog_raw(raw: *const PamHandle, level: Level, line: &str) {
+    let Some(msg) = c_line(line) else {
         return;
     };
     // SAFETY: `raw` is a live handle (checked non-null by the caller); the

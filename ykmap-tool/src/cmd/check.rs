@@ -102,11 +102,43 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     // The key store and counter state (local and hybrid modes).
     if mode.is_none_or(Mode::uses_local) {
         check_local(&settings, &mapped, &mut problems);
+        if let Some(w) = verifier_warning(Path::new(pam_yubiotp::verifier::DEFAULT_HELPER)) {
+            warn(&w);
+        }
     } else {
         note("cloud mode: the key store and counter state are not used");
     }
     check_pam_lines(&args.pamdir, &mut problems);
     finish(&problems)
+}
+
+/// What is wrong with the setuid verifier at `path` for callers that are
+/// not root (screen lockers, `ykmap verify` as a user), or `None` when it
+/// is a root-owned regular file with the setuid bit, not writable by group
+/// or other. A warning, not a problem: a host without such callers works.
+#[must_use]
+pub fn verifier_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let why = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing".to_string(),
+        Err(e) => format!("cannot be examined: {e}"),
+        Ok(m) if !m.file_type().is_file() => "is not a regular file".to_string(),
+        Ok(m) if m.uid() != 0 => format!("is owned by uid {}, not root", m.uid()),
+        Ok(m) if m.mode() & 0o4000 == 0 => format!(
+            "has mode {:04o}, without the setuid bit (make it 4755)",
+            m.mode() & 0o7777
+        ),
+        Ok(m) if m.mode() & 0o022 != 0 => format!(
+            "has mode {:04o}: writable by group or other",
+            m.mode() & 0o7777
+        ),
+        Ok(_) => return None,
+    };
+    Some(format!(
+        "verifier {} {why}: in local and hybrid mode, callers that are not root \
+         (screen lockers, ykmap verify as a user) cannot validate OTPs",
+        path.display()
+    ))
 }
 
 /// Linux-PAM before 1.6.0 reads a configuration line with `fgets` into a
@@ -265,5 +297,29 @@ fn finish(problems: &[String]) -> CliResult {
             "{} problem(s) found",
             problems.len()
         )))
+    }
+}
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::verifier_warning;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_missing_or_non_setuid_helper_is_named() {
+        let w = verifier_warning(std::path::Path::new("/nonexistent/yubiotp-verify")).unwrap();
+        assert!(w.contains("is missing"), "{w}");
+        let dir = yubiotp_testsupport::tempdir();
+        let p = dir.path().join("yubiotp-verify");
+        std::fs::write(&p, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let w = verifier_warning(&p).unwrap();
+            assert!(w.contains("without the setuid bit"), "{w}");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o4755)).unwrap();
+            assert_eq!(verifier_warning(&p), None);
+        } else {
+            assert!(verifier_warning(&p).unwrap().contains("not root"));
+        }
     }
 }

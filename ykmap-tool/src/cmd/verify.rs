@@ -1,5 +1,9 @@
 //! `ykmap verify USER [OTP]`: the module's own authentication flow
-//! (`pam_yubiotp::session::authenticate`) with the terminal as host.
+//! (`pam_yubiotp::session::authenticate`) with the terminal as host. Run
+//! by a user who is not root, that flow asks the setuid verifier
+//! (`pam_yubiotp::verifier`, /usr/libexec/yubiotp/yubiotp-verify) exactly
+//! as a screen locker's module does: a user can test their own key (and
+//! only their own), the OTP is consumed, the path options are not used.
 
 use pam_yubiotp::outcome::{Outcome, code};
 use pam_yubiotp::secret::SecretBytes;
