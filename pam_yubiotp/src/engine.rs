@@ -4,7 +4,7 @@
 
 use yubiotp_core::Token;
 
-use crate::backend::local::{self, LocalVerdict};
+use crate::backend::local::{self, Fleet, LocalVerdict};
 use crate::backend::{CloudBackend, CloudVerdict};
 use crate::config::{Mode, Settings};
 use crate::host::{Level, Log};
@@ -98,13 +98,23 @@ fn from_local(v: LocalVerdict, token: &Token, backend: Backend) -> Verdict {
             token.public_id
         )),
         LocalVerdict::Fault(e) => Verdict::Unavailable(describe_store_error(&e)),
+        LocalVerdict::Unavailable(why) => Verdict::Unavailable(why),
     }
 }
 
-fn local_only(settings: &Settings, token: &Token) -> Verdict {
+/// The shared counters of this attempt, when `[counters]` is set.
+fn fleet<'a>(settings: &'a Settings, log: &'a dyn Log) -> Option<Fleet<'a>> {
+    settings.shared.as_ref().map(|s| Fleet {
+        settings: s,
+        statedir: &settings.local.statedir,
+        log,
+    })
+}
+
+fn local_only(settings: &Settings, token: &Token, log: &dyn Log) -> Verdict {
     match open_local(settings) {
         Ok((keys, counters)) => from_local(
-            local::look_up_and_check(token, &keys, &counters),
+            local::look_up_and_check(token, &keys, &counters, fleet(settings, log)),
             token,
             Backend::Local,
         ),
@@ -122,7 +132,7 @@ pub fn validate(
     log: &dyn Log,
 ) -> Verdict {
     if settings.mode == Mode::Local {
-        return local_only(settings, token);
+        return local_only(settings, token, log);
     }
     let Some(cloud) = cloud else {
         return Verdict::Unavailable("internal: no cloud backend".to_string());
@@ -155,7 +165,12 @@ pub fn validate(
                 &format!("no definitive cloud answer ({summary}); trying the local key store"),
             );
             match open_local(settings) {
-                Ok((keys, counters)) => match local::look_up_and_check(token, &keys, &counters) {
+                Ok((keys, counters)) => match local::look_up_and_check(
+                    token,
+                    &keys,
+                    &counters,
+                    fleet(settings, log),
+                ) {
                     LocalVerdict::NotHeld => Verdict::Unavailable(format!(
                         "{summary}; key {} is not held locally",
                         token.public_id
@@ -221,7 +236,7 @@ fn hybrid_after_replayed(
     let Some(key) = keys.get(&token.public_id) else {
         return rejected();
     };
-    match local::check_and_commit(token, key, &counters) {
+    match local::check_and_commit(token, key, &counters, None) {
         LocalVerdict::Accepted(c) => {
             log.log(
                 Level::Warning,
@@ -237,6 +252,9 @@ fn hybrid_after_replayed(
         LocalVerdict::Fault(e) => Verdict::Unavailable(format!(
             "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {}",
             describe_store_error(&e)
+        )),
+        LocalVerdict::Unavailable(why) => Verdict::Unavailable(format!(
+            "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {why}"
         )),
     }
 }
@@ -266,7 +284,8 @@ fn hybrid_after_ok(
             backend: Backend::Cloud,
         });
     };
-    match local::check_and_commit(token, key, &counters) {
+    // A cloud OK advances the shared counters too, as it does the local ones.
+    match local::check_and_commit(token, key, &counters, fleet(settings, log)) {
         LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {
             backend: Backend::CloudAndLocal,
         }),
@@ -284,7 +303,7 @@ fn hybrid_after_ok(
             );
             Verdict::Rejected(format!("cloud OK overruled locally: {r}"))
         }
-        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => {
+        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_) | LocalVerdict::Unavailable(_)) => {
             from_local(v, token, Backend::Local)
         }
     }

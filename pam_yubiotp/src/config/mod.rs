@@ -231,6 +231,64 @@ impl CloudSettings {
     }
 }
 
+/// Where counters are shared between hosts (`counters.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedStore {
+    /// etcd v3 through its JSON gateway.
+    Etcd,
+}
+
+/// What an unreachable shared store means (`counters.unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// PAM_AUTHINFO_UNAVAIL.
+    Deny,
+    /// Accept on the local counters alone, journal, push later.
+    Local,
+}
+
+/// How the etcd client identifies itself.
+#[derive(Debug, Clone)]
+pub enum EtcdAuth {
+    /// No identity (an etcd without auth, or one trusting the network).
+    None,
+    /// A TLS client certificate and key (PEM files).
+    Cert {
+        /// The certificate chain.
+        certfile: PathBuf,
+        /// The private key (root-only file).
+        keyfile: PathBuf,
+    },
+    /// An etcd user; the password buys a token per attempt.
+    Password {
+        /// The user.
+        username: String,
+        /// The password.
+        password: crate::secret::SecretBytes,
+    },
+}
+
+/// The `[counters]` table, resolved.
+#[derive(Debug, Clone)]
+pub struct SharedSettings {
+    /// The store kind.
+    pub store: SharedStore,
+    /// The members, tried in order.
+    pub endpoints: Vec<ServerUrl>,
+    /// The key prefix.
+    pub prefix: String,
+    /// Extra trust anchor.
+    pub cafile: Option<PathBuf>,
+    /// The client identity.
+    pub auth: EtcdAuth,
+    /// The step's deadline.
+    pub timeout: Timeout,
+    /// What an unreachable store means.
+    pub unavailable: Unavailable,
+    /// The resolver helper (`cloud.resolver`).
+    pub resolver: PathBuf,
+}
+
 /// Local validation settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalSettings {
@@ -251,6 +309,8 @@ pub struct Settings {
     pub cloud: Option<CloudSettings>,
     /// Local half.
     pub local: LocalSettings,
+    /// Shared counters (`[counters]`), when `counters.store` is set.
+    pub shared: Option<SharedSettings>,
     /// Public id length in modhex characters.
     pub token_id_length: usize,
     /// Let users with no mapped key through (PAM_IGNORE).
@@ -295,6 +355,60 @@ impl ConfigError {
     }
 }
 
+fn shared_settings(v: &Values) -> Result<Option<SharedSettings>, ConfigError> {
+    let Some(store) = v.counters_store else {
+        let set = v.counters_endpoints.is_some()
+            || v.counters_cafile.is_some()
+            || v.counters_certfile.is_some()
+            || v.counters_keyfile.is_some()
+            || v.counters_username.is_some()
+            || v.counters_password.is_some();
+        if set {
+            return Err(ConfigError::new(
+                "the [counters] table needs counters.store".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(endpoints) = v.counters_endpoints.clone() else {
+        return Err(ConfigError::new(
+            "counters.store needs counters.endpoints".to_string(),
+        ));
+    };
+    let auth = match (
+        &v.counters_certfile,
+        &v.counters_keyfile,
+        &v.counters_username,
+        &v.counters_password,
+    ) {
+        (None, None, None, None) => EtcdAuth::None,
+        (Some(c), Some(k), None, None) => EtcdAuth::Cert {
+            certfile: c.clone(),
+            keyfile: k.clone(),
+        },
+        (None, None, Some(u), Some(p)) => EtcdAuth::Password {
+            username: u.clone(),
+            password: p.clone(),
+        },
+        _ => {
+            return Err(ConfigError::new(
+                "counters: give certfile and keyfile, or username and password (not a mix)"
+                    .to_string(),
+            ));
+        }
+    };
+    Ok(Some(SharedSettings {
+        store,
+        endpoints,
+        prefix: v.counters_prefix.clone(),
+        cafile: v.counters_cafile.clone(),
+        auth,
+        timeout: v.counters_timeout,
+        unavailable: v.counters_unavailable,
+        resolver: v.resolver.clone(),
+    }))
+}
+
 /// Resolves defaults ← `file` ← `args` into [`Settings`], checking that the
 /// combination is usable for the chosen mode.
 ///
@@ -318,6 +432,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             v.token_id_length
         ));
     }
+    let shared = shared_settings(&v)?;
     let cloud = if v.mode.uses_cloud() {
         let Some(id) = v.id else {
             return Err(ConfigError::new(format!(
@@ -353,6 +468,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             keystore: v.keystore,
             statedir: v.statedir,
         },
+        shared,
         token_id_length: v.token_id_length,
         nullok: v.nullok,
         first_pass: v.first_pass,
