@@ -165,18 +165,15 @@ pub fn validate(
                 &format!("no definitive cloud answer ({summary}); trying the local key store"),
             );
             match open_local(settings) {
-                Ok((keys, counters)) => match local::look_up_and_check(
-                    token,
-                    &keys,
-                    &counters,
-                    fleet(settings, log),
-                ) {
-                    LocalVerdict::NotHeld => Verdict::Unavailable(format!(
-                        "{summary}; key {} is not held locally",
-                        token.public_id
-                    )),
-                    v => from_local(v, token, Backend::Local),
-                },
+                Ok((keys, counters)) => {
+                    match local::look_up_and_check(token, &keys, &counters, fleet(settings, log)) {
+                        LocalVerdict::NotHeld => Verdict::Unavailable(format!(
+                            "{summary}; key {} is not held locally",
+                            token.public_id
+                        )),
+                        v => from_local(v, token, Backend::Local),
+                    }
+                }
                 Err(why) => Verdict::Unavailable(format!("{summary}; {why}")),
             }
         }

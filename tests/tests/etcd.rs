@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use pam_yubiotp::store::CounterStore;
 use pam_yubiotp::store::shared::journal_dir;
 use yubiotp_core::Counter;
+use yubiotp_tests::{RunOpts, TestKey, World, code, is_root};
 use yubiotp_testsupport::etcd::{self, EtcdCluster};
 use yubiotp_testsupport::{Behavior, CertKind, Config, MockServer, TestPki};
-use yubiotp_tests::{RunOpts, TestKey, World, code, is_root};
 
 const PREFIX: &str = "/yubiotp/counters/";
 
@@ -107,7 +107,14 @@ fn one_otp_on_five_hosts_exactly_one_success_200_rounds() {
     }
     assert_eq!(
         shared_value(&cluster, 0, &key).as_deref(),
-        Some(format!("v1 {:05} {:03}", key.counter.use_counter(), key.counter.session()).as_str())
+        Some(
+            format!(
+                "v1 {:05} {:03}",
+                key.counter.use_counter(),
+                key.counter.session()
+            )
+            .as_str()
+        )
     );
     // Every host that saw the OTP refuses it again, and so does the store.
     for w in &hosts {
@@ -128,7 +135,10 @@ fn three_members_leader_loss_quorum_loss_and_recovery() {
     let mut kl = TestKey::new(12);
     let base = endpoints(&cluster.endpoints());
     let deny = host(&kd, &format!("{base}unavailable = \"deny\"\ntimeout = 2\n"));
-    let local = host(&kl, &format!("{base}unavailable = \"local\"\ntimeout = 2\n"));
+    let local = host(
+        &kl,
+        &format!("{base}unavailable = \"local\"\ntimeout = 2\n"),
+    );
 
     for w_k in [(&deny, &mut kd), (&local, &mut kl)] {
         let (w, k) = w_k;
@@ -143,7 +153,12 @@ fn three_members_leader_loss_quorum_loss_and_recovery() {
     for w_k in [(&deny, &mut kd), (&local, &mut kl)] {
         let (w, k) = w_k;
         let r = auth(w, &k.next());
-        assert_eq!(r.auth(), code::SUCCESS, "after leader loss: {}", r.everything());
+        assert_eq!(
+            r.auth(),
+            code::SUCCESS,
+            "after leader loss: {}",
+            r.everything()
+        );
     }
 
     // Stop a second member: no quorum.
@@ -157,7 +172,12 @@ fn three_members_leader_loss_quorum_loss_and_recovery() {
     for _ in 0..3 {
         let otp = kl.next();
         let r = auth(&local, &otp);
-        assert_eq!(r.auth(), code::SUCCESS, "local keeps going: {}", r.everything());
+        assert_eq!(
+            r.auth(),
+            code::SUCCESS,
+            "local keeps going: {}",
+            r.everything()
+        );
         assert!(r.everything().contains("degraded"), "{}", r.everything());
         accepted_local.push(otp);
     }
@@ -192,8 +212,14 @@ fn journal_push_reaches_the_other_hosts() {
     let mut cluster = EtcdCluster::start(1);
     let mut key = TestKey::new(13);
     let base = endpoints(&cluster.endpoints());
-    let a = host(&key, &format!("{base}unavailable = \"local\"\ntimeout = 1\n"));
-    let b = host(&key, &format!("{base}unavailable = \"local\"\ntimeout = 1\n"));
+    let a = host(
+        &key,
+        &format!("{base}unavailable = \"local\"\ntimeout = 1\n"),
+    );
+    let b = host(
+        &key,
+        &format!("{base}unavailable = \"local\"\ntimeout = 1\n"),
+    );
     let r = auth(&a, &key.next());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     cluster.stop(0);
@@ -290,7 +316,13 @@ fn untrusted_certificate_is_unavailable() {
     let tls = pki.identity(CertKind::UnknownCa).server_config().unwrap();
     let server = MockServer::start(Config::new(Behavior::Ok).tls(tls)).unwrap();
     let mut key = TestKey::new(16);
-    let w = host(&key, &format!("timeout = 1\n{}", endpoints(&[format!("https://127.0.0.1:{}", server.port())])));
+    let w = host(
+        &key,
+        &format!(
+            "timeout = 1\n{}",
+            endpoints(&[format!("https://127.0.0.1:{}", server.port())])
+        ),
+    );
     let ca = pki.write_ca(&w.etc).unwrap();
     // The test CA is trusted, but the server's issuer is not.
     let text = fs::read_to_string(w.config()).unwrap();
@@ -316,16 +348,31 @@ fn wrong_credentials_are_unavailable() {
         assert!(matches!(r, Some((200, _))), "{path}: {r:?}");
     };
     // etcd's root user and role, then auth on.
-    call("/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"rootpw\"}");
-    call("/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}");
+    call(
+        "/v3/auth/user/add",
+        "{\"name\":\"root\",\"password\":\"rootpw\"}",
+    );
+    call(
+        "/v3/auth/user/grant",
+        "{\"user\":\"root\",\"role\":\"root\"}",
+    );
     call("/v3/auth/enable", "{}");
     let mut key = TestKey::new(17);
     let base = endpoints(&cluster.endpoints());
-    let bad = host(&key, &format!("{base}username = \"root\"\npassword = \"wrong\"\n"));
+    let bad = host(
+        &key,
+        &format!("{base}username = \"root\"\npassword = \"wrong\"\n"),
+    );
     let r = auth(&bad, &key.next());
     assert_unavailable_cleanly(&r);
-    assert!(!r.everything().contains("wrong\""), "the password is never shown");
-    let good = host(&key, &format!("{base}username = \"root\"\npassword = \"rootpw\"\n"));
+    assert!(
+        !r.everything().contains("wrong\""),
+        "the password is never shown"
+    );
+    let good = host(
+        &key,
+        &format!("{base}username = \"root\"\npassword = \"rootpw\"\n"),
+    );
     let r = auth(&good, &key.next());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
 }
@@ -336,7 +383,8 @@ fn hybrid_cloud_ok_advances_the_shared_counters() {
         return;
     }
     let cluster = EtcdCluster::start(1);
-    let server = MockServer::start(Config::new(Behavior::Ok).key(&yubiotp_testsupport::test_key())).unwrap();
+    let server =
+        MockServer::start(Config::new(Behavior::Ok).key(&yubiotp_testsupport::test_key())).unwrap();
     let mut key = TestKey::new(18);
     let w = host(&key, &endpoints(&cluster.endpoints()));
     let toml = format!(
@@ -353,6 +401,50 @@ fn hybrid_cloud_ok_advances_the_shared_counters() {
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     assert_eq!(
         shared_value(&cluster, 0, &key).as_deref(),
-        Some(format!("v1 {:05} {:03}", key.counter.use_counter(), key.counter.session()).as_str())
+        Some(
+            format!(
+                "v1 {:05} {:03}",
+                key.counter.use_counter(),
+                key.counter.session()
+            )
+            .as_str()
+        )
     );
+}
+
+#[test]
+fn failure_reasons_are_logged_without_secrets() {
+    if skip() {
+        return;
+    }
+    for (b, want) in [
+        (Behavior::Hang, "no answer within the timeout"),
+        (Behavior::Garbage, "not a JSON object"),
+        (Behavior::HugeBody(4 << 20), "body too large"),
+        (Behavior::Http(500), "HTTP 500"),
+    ] {
+        let r = against(b, "");
+        r.assert_refused(code::AUTHINFO_UNAVAIL);
+        assert!(
+            r.log_lines()
+                .iter()
+                .any(|l| l.contains("shared counters unreachable") && l.contains(want)),
+            "{want}: {:?}",
+            r.log_lines()
+        );
+    }
+}
+
+#[test]
+fn unknown_outcome_is_unavailable_even_with_local() {
+    if skip() {
+        return;
+    }
+    // A plausible reply to the range, then nonsense for the txn: the
+    // write may have happened, so even `local` does not accept.
+    let r = against(
+        Behavior::Body(b"{\"kvs\": 5}".to_vec()),
+        "unavailable = \"local\"\n",
+    );
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
 }

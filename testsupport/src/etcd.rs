@@ -59,7 +59,13 @@ pub struct EtcdCluster {
 /// One HTTP exchange with a member (Connection: close), bounded by
 /// `timeout`: the status code and body, or `None`.
 #[must_use]
-pub fn http(port: u16, method: &str, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
@@ -118,8 +124,12 @@ impl EtcdCluster {
     fn spawn(&mut self, i: usize, state: &str) {
         let cluster = self.initial_cluster();
         let data = self.data_dir(i);
-        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", self.members[i].name)))
-            .expect("log file");
+        let log = std::fs::File::create(
+            self.dir
+                .path()
+                .join(format!("{}.log", self.members[i].name)),
+        )
+        .expect("log file");
         let m = &mut self.members[i];
         let child = Command::new(ETCD)
             .env_clear()
@@ -186,7 +196,13 @@ impl EtcdCluster {
     #[must_use]
     pub fn leader(&self) -> Option<usize> {
         for m in self.members.iter().filter(|m| m.child.is_some()) {
-            let Some((200, body)) = http(m.client, "POST", "/v3/maintenance/status", "{}", Duration::from_secs(1)) else {
+            let Some((200, body)) = http(
+                m.client,
+                "POST",
+                "/v3/maintenance/status",
+                "{}",
+                Duration::from_secs(1),
+            ) else {
                 continue;
             };
             let field = |name: &str| {
@@ -214,7 +230,13 @@ impl EtcdCluster {
     /// Puts `key` = `value` through member `i`.
     pub fn put(&self, i: usize, key: &str, value: &str) {
         let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", b64(key), b64(value));
-        let r = http(self.members[i].client, "POST", "/v3/kv/put", &body, Duration::from_secs(5));
+        let r = http(
+            self.members[i].client,
+            "POST",
+            "/v3/kv/put",
+            &body,
+            Duration::from_secs(5),
+        );
         assert!(matches!(r, Some((200, _))), "put: {r:?}");
     }
 
@@ -222,7 +244,13 @@ impl EtcdCluster {
     #[must_use]
     pub fn get(&self, i: usize, key: &str) -> Option<String> {
         let body = format!("{{\"key\":\"{}\"}}", b64(key));
-        let (code, text) = http(self.members[i].client, "POST", "/v3/kv/range", &body, Duration::from_secs(5))?;
+        let (code, text) = http(
+            self.members[i].client,
+            "POST",
+            "/v3/kv/range",
+            &body,
+            Duration::from_secs(5),
+        )?;
         assert_eq!(code, 200, "{text}");
         let v = text.split("\"value\":\"").nth(1)?.split('"').next()?;
         base64::engine::general_purpose::STANDARD

@@ -133,8 +133,8 @@ pub fn check_and_commit(
             Err(e @ SharedError::Unreachable(_)) => match fleet.settings.unavailable {
                 Unavailable::Deny => Err(Why::Unavailable(e.to_string())),
                 Unavailable::Local => {
-                    let journaled = Journal::open(fleet.statedir)
-                        .and_then(|j| j.record(&id, fresh.counter));
+                    let journaled =
+                        Journal::open(fleet.statedir).and_then(|j| j.record(&id, fresh.counter));
                     if let Err(j) = journaled {
                         return Err(Why::Unavailable(format!("{e}; journal: {j}")));
                     }

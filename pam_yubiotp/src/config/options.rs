@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::{FirstPass, HttpProxy, MAX_TIMEOUT_SECS, Mode, ServerUrl, SharedStore, Timeout, Unavailable};
+use super::{
+    FirstPass, HttpProxy, MAX_TIMEOUT_SECS, Mode, ServerUrl, SharedStore, Timeout, Unavailable,
+};
 use crate::secret::{ApiKey, SecretBytes};
 
 /// A value as one source wrote it: a bare flag or `name=text` on the PAM

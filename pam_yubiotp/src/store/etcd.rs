@@ -35,7 +35,9 @@ use zeroize::Zeroizing;
 
 use super::shared::{Advance, Counters, SharedError};
 use crate::backend::cloud::tls;
-use crate::backend::cloud::transport::{self, Control, End, Exchange, Failure, Options, Phase, Post};
+use crate::backend::cloud::transport::{
+    self, Control, End, Exchange, Failure, Options, Phase, Post,
+};
 use crate::config::{EtcdAuth, ServerUrl, SharedSettings};
 
 /// Largest reply accepted (a range of one key is a few hundred bytes).
@@ -279,7 +281,11 @@ impl<'a> EtcdStore<'a> {
     }
 
     fn chosen(&self) -> Vec<usize> {
-        self.contact.as_ref().map(|c| c.endpoint).into_iter().collect()
+        self.contact
+            .as_ref()
+            .map(|c| c.endpoint)
+            .into_iter()
+            .collect()
     }
 
     /// The stored value in a range reply.
@@ -377,6 +383,34 @@ impl<'a> EtcdStore<'a> {
     }
 }
 
+impl EtcdStore<'_> {
+    /// For `ykmap check --online`: contacts the store (authenticating if
+    /// configured) and writes `<prefix>probe` (not a modhex id, so it is
+    /// never a counter).
+    ///
+    /// # Errors
+    /// The member that failed and why.
+    pub fn probe(&mut self) -> Result<(), SharedError> {
+        let all: Vec<usize> = (0..self.settings.endpoints.len()).collect();
+        if let EtcdAuth::Password { .. } = self.settings.auth {
+            let dummy =
+                PublicId::from_modhex("").map_err(|_| SharedError::Unknown("internal".into()))?;
+            self.contact(&dummy)?;
+        }
+        let targets = if self.contact.is_some() {
+            self.chosen()
+        } else {
+            all
+        };
+        let key = B64.encode(format!("{}probe", self.settings.prefix));
+        let body = json!({ "key": key, "value": B64.encode("ykmap check --online") });
+        let body = Zeroizing::new(body.to_string().into_bytes());
+        self.call(&targets, "/v3/kv/put", &body)
+            .map(|_| ())
+            .map_err(|e| SharedError::Unreachable(e.why))
+    }
+}
+
 impl Counters for EtcdStore<'_> {
     fn advance(&mut self, id: &PublicId, new: Counter) -> Result<Advance, SharedError> {
         if let Some(stored) = self.get(id)?
@@ -422,7 +456,14 @@ mod tests {
         for c in cs {
             assert_eq!(decode(encode(c).as_bytes()), Some(c));
         }
-        for bad in ["", "v1 1 2", "v1 00001 0002", "v2 00001 002", "v1 40000 000", "v1 00001 256"] {
+        for bad in [
+            "",
+            "v1 1 2",
+            "v1 00001 0002",
+            "v2 00001 002",
+            "v1 40000 000",
+            "v1 00001 256",
+        ] {
             assert_eq!(decode(bad.as_bytes()), None, "{bad}");
         }
     }

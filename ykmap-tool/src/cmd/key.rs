@@ -159,7 +159,10 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
         )));
     }
     let counters = counters(settings)?;
-    let state = ensure_state(&counters, &id, start)?;
+    let mut state = ensure_state(&counters, &id, start)?;
+    if let Some(shared) = crate::cmd::shared::seed(settings, &id, start)? {
+        state = format!("{state}; {shared}");
+    }
     let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
         if ks.contains(&id) && !args.force {
             return Err(StoreError::Exists(id));
@@ -315,6 +318,10 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
     for k in &keys {
         at_zero |=
             ensure_state(&counters, &k.public_id, Counter::default())?.starts_with(CREATED_AT_ZERO);
+        if let Some(shared) = crate::cmd::shared::seed(settings, &k.public_id, Counter::default())?
+        {
+            note(&format!("{}: {shared}", k.public_id));
+        }
     }
     let replaced = KeyStore::update_with_hook(keystore, &locked_edit::hook, |ks| {
         if !force && let Some(k) = keys.iter().find(|k| ks.contains(&k.public_id)) {
@@ -366,7 +373,10 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
             let counters =
                 CounterStore::open(&settings.local.statedir).map_err(|e| store_failed(&e))?;
             let c = counters.read(&id).map_err(|e| store_failed(&e))?;
-            println!("{id}  {c}");
+            match crate::cmd::shared::show(&settings, &id)? {
+                Some(shared) => println!("{id}  {c}  shared {shared}"),
+                None => println!("{id}  {c}"),
+            }
             Ok(())
         }
         CounterCmd::Reset { pubid, otp, force } => {
@@ -418,6 +428,9 @@ fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult 
     match previous {
         Some(prev) => println!("{id}: counter state set to {c} (was {prev})"),
         None => println!("{id}: counter state set to {c}"),
+    }
+    if let Some(shared) = crate::cmd::shared::reset(settings, &id, c, force)? {
+        println!("{id}: {shared}");
     }
     Ok(())
 }

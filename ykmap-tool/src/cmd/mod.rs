@@ -5,6 +5,7 @@ pub mod check;
 pub mod key;
 pub mod map;
 pub mod otp;
+pub mod shared;
 pub mod softkey;
 pub mod ssh;
 pub mod verify;

@@ -173,7 +173,12 @@ pub fn client_config_with_cert(
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
-        .map_err(|_| format!("{}: the key does not fit the certificate", keyfile.display()))?;
+        .map_err(|_| {
+            format!(
+                "{}: the key does not fit the certificate",
+                keyfile.display()
+            )
+        })?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     cfg.enable_sni = true;
     cfg.key_log = Arc::new(rustls::NoKeyLog);

@@ -73,13 +73,7 @@ impl Exchange<'_> {
     pub(crate) fn request(&self, absolute: bool) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(match &self.post {
             None => super::http::get_request(self.url, &self.query, absolute),
-            Some(p) => super::http::post_request(
-                self.url,
-                &p.path,
-                &p.headers,
-                &p.body,
-                absolute,
-            ),
+            Some(p) => super::http::post_request(self.url, &p.path, &p.headers, &p.body, absolute),
         })
     }
 }
