@@ -247,25 +247,22 @@ pub enum Unavailable {
     Local,
 }
 
-/// How the etcd client identifies itself.
+/// An etcd user and password: each attempt buys a token with them.
 #[derive(Debug, Clone)]
-pub enum EtcdAuth {
-    /// No identity (an etcd without auth, or one trusting the network).
-    None,
-    /// A TLS client certificate and key (PEM files).
-    Cert {
-        /// The certificate chain.
-        certfile: PathBuf,
-        /// The private key (root-only file).
-        keyfile: PathBuf,
-    },
-    /// An etcd user; the password buys a token per attempt.
-    Password {
-        /// The user.
-        username: String,
-        /// The password.
-        password: crate::secret::SecretBytes,
-    },
+pub struct EtcdLogin {
+    /// The user.
+    pub username: String,
+    /// The password.
+    pub password: crate::secret::SecretBytes,
+}
+
+/// A TLS client certificate and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate chain.
+    pub certfile: PathBuf,
+    /// The private key (root-only file).
+    pub keyfile: PathBuf,
 }
 
 /// The `[counters]` table, resolved.
@@ -279,8 +276,11 @@ pub struct SharedSettings {
     pub prefix: String,
     /// Extra trust anchor.
     pub cafile: Option<PathBuf>,
-    /// The client identity.
-    pub auth: EtcdAuth,
+    /// The TLS client identity, if any.
+    pub cert: Option<ClientCert>,
+    /// The etcd user, if any (with a certificate too: etcd then goes by
+    /// the token).
+    pub login: Option<EtcdLogin>,
     /// The step's deadline.
     pub timeout: Timeout,
     /// What an unreachable store means.
@@ -375,25 +375,27 @@ fn shared_settings(v: &Values) -> Result<Option<SharedSettings>, ConfigError> {
             "counters.store needs counters.endpoints".to_string(),
         ));
     };
-    let auth = match (
-        &v.counters_certfile,
-        &v.counters_keyfile,
-        &v.counters_username,
-        &v.counters_password,
-    ) {
-        (None, None, None, None) => EtcdAuth::None,
-        (Some(c), Some(k), None, None) => EtcdAuth::Cert {
+    let cert = match (&v.counters_certfile, &v.counters_keyfile) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some(ClientCert {
             certfile: c.clone(),
             keyfile: k.clone(),
-        },
-        (None, None, Some(u), Some(p)) => EtcdAuth::Password {
-            username: u.clone(),
-            password: p.clone(),
-        },
+        }),
         _ => {
             return Err(ConfigError::new(
-                "counters: give certfile and keyfile, or username and password (not a mix)"
-                    .to_string(),
+                "counters: give certfile and keyfile together".to_string(),
+            ));
+        }
+    };
+    let login = match (&v.counters_username, &v.counters_password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => Some(EtcdLogin {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => {
+            return Err(ConfigError::new(
+                "counters: give username and password together".to_string(),
             ));
         }
     };
@@ -402,7 +404,8 @@ fn shared_settings(v: &Values) -> Result<Option<SharedSettings>, ConfigError> {
         endpoints,
         prefix: v.counters_prefix.clone(),
         cafile: v.counters_cafile.clone(),
-        auth,
+        cert,
+        login,
         timeout: v.counters_timeout,
         unavailable: v.counters_unavailable,
         resolver: v.resolver.clone(),

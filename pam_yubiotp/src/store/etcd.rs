@@ -38,7 +38,7 @@ use crate::backend::cloud::tls;
 use crate::backend::cloud::transport::{
     self, Control, End, Exchange, Failure, Options, Phase, Post,
 };
-use crate::config::{EtcdAuth, ServerUrl, SharedSettings};
+use crate::config::{ServerUrl, SharedSettings};
 
 /// Largest reply accepted (a range of one key is a few hundred bytes).
 pub const MAX_REPLY: usize = 64 * 1024;
@@ -114,11 +114,9 @@ impl<'a> EtcdStore<'a> {
             if let Some(p) = report.problems.first() {
                 return Err(SharedError::Unreachable(format!("trust anchors: {p}")));
             }
-            let cfg = match &settings.auth {
-                EtcdAuth::Cert { certfile, keyfile } => {
-                    tls::client_config_with_cert(roots, certfile, keyfile)
-                }
-                _ => tls::client_config(roots),
+            let cfg = match &settings.cert {
+                Some(c) => tls::client_config_with_cert(roots, &c.certfile, &c.keyfile),
+                None => tls::client_config(roots),
             };
             Some(cfg.map_err(SharedError::Unreachable)?)
         } else {
@@ -242,9 +240,10 @@ impl<'a> EtcdStore<'a> {
         }
         let all: Vec<usize> = (0..self.settings.endpoints.len()).collect();
         let unreachable = |e: CallError| SharedError::Unreachable(e.why);
-        match &self.settings.auth {
-            EtcdAuth::Password { username, password } => {
-                let pw = password.expose_str().ok_or_else(|| {
+        match &self.settings.login {
+            Some(login) => {
+                let username = &login.username;
+                let pw = login.password.expose_str().ok_or_else(|| {
                     SharedError::Unreachable("counters.password is not UTF-8".into())
                 })?;
                 let body = Zeroizing::new(
@@ -266,7 +265,7 @@ impl<'a> EtcdStore<'a> {
                 });
                 Ok(None)
             }
-            EtcdAuth::None | EtcdAuth::Cert { .. } => {
+            None => {
                 let body = self.range_body(id);
                 let (ep, v) = self
                     .call(&all, "/v3/kv/range", &body)
@@ -392,7 +391,7 @@ impl EtcdStore<'_> {
     /// The member that failed and why.
     pub fn probe(&mut self) -> Result<(), SharedError> {
         let all: Vec<usize> = (0..self.settings.endpoints.len()).collect();
-        if let EtcdAuth::Password { .. } = self.settings.auth {
+        if self.settings.login.is_some() {
             let dummy =
                 PublicId::from_modhex("").map_err(|_| SharedError::Unknown("internal".into()))?;
             self.contact(&dummy)?;
