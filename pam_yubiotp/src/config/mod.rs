@@ -520,13 +520,18 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<Layer>, ConfigErr
         .map_err(|_| ConfigError::new(format!("config file {}: not UTF-8", path.display())))?;
     let raw = parse_file(text)
         .map_err(|e| ConfigError::new(format!("config file {}: {e}", path.display())))?;
-    if raw.key.is_some() {
+    let secret = match (raw.key.is_some(), raw.counters_password.is_some()) {
+        (true, _) => Some("cloud.key"),
+        (false, true) => Some("counters.password"),
+        (false, false) => None,
+    };
+    if let Some(what) = secret {
         let (_, meta) = fs_policy::open_checked(path, &CONFIG_POLICY)
             .map_err(|e| ConfigError::new(format!("config file {e}")))?;
         let mode = std::os::unix::fs::MetadataExt::mode(&meta);
         if mode & 0o044 != 0 {
             return Err(ConfigError::new(format!(
-                "config file {}: holds cloud.key but has mode {:04o}; make it 0600",
+                "config file {}: holds {what} but has mode {:04o}; make it 0600",
                 path.display(),
                 mode & 0o7777
             )));
@@ -555,6 +560,78 @@ mod tests {
     use super::*;
 
     const KEY: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+
+    fn counters(table: &str) -> Result<Option<SharedSettings>, String> {
+        let file = parse_file(&format!("mode = \"local\"\n[counters]\n{table}"))?;
+        resolve(Some(&file), &Layer::default())
+            .map(|s| s.shared)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn counters_table() {
+        assert!(
+            resolve(None, &parse_args(&["mode=local"]).unwrap())
+                .unwrap()
+                .shared
+                .is_none()
+        );
+        let s = counters("store = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.prefix, "/yubiotp/counters/");
+        assert_eq!(s.unavailable, Unavailable::Deny);
+        assert_eq!(s.timeout.get(), Duration::from_secs(2));
+        assert!(s.cert.is_none() && s.login.is_none());
+        let s = counters(
+            "store = \"etcd\"\nendpoints = [\"https://e:2379\"]\nunavailable = \"local\"\n\
+             username = \"u\"\npassword = \"sekrit\"\ntimeout = 0.5\nprefix = \"/p/\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.unavailable, Unavailable::Local);
+        assert_eq!(s.prefix, "/p/");
+        assert!(
+            !format!("{s:?}").contains("sekrit"),
+            "Debug hides the password"
+        );
+        for (bad, why) in [
+            (
+                "endpoints = [\"http://127.0.0.1:2379\"]\n",
+                "needs counters.store",
+            ),
+            ("store = \"etcd\"\n", "needs counters.endpoints"),
+            (
+                "store = \"consul\"\nendpoints = [\"https://e\"]\n",
+                "must be \"etcd\"",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"http://e.example:2379\"]\n",
+                "only on loopback",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e/v3\"]\n",
+                "without a path",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nusername = \"u\"\n",
+                "together",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nkeyfile = \"/k\"\n",
+                "together",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nunavailable = \"maybe\"\n",
+                "deny or local",
+            ),
+        ] {
+            let e = counters(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // File only: no PAM argument reaches the table.
+        assert!(parse_args(&["store=etcd"]).is_err());
+    }
 
     #[test]
     fn defaults() {

@@ -571,7 +571,7 @@ mod tests {
         assert_eq!(known_args().first().map(String::as_str), Some("config="));
         assert!(known_args().contains(&"cainfo=".to_string()));
         assert_eq!(known_keys().first(), Some(&"mode"));
-        assert_eq!(known_keys().last(), Some(&"local.statedir"));
+        assert_eq!(known_keys().last(), Some(&"counters.unavailable"));
         for o in OPTIONS {
             assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
             assert!(!o.doc.is_empty() && !o.default.is_empty());
