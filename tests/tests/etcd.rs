@@ -448,3 +448,24 @@ fn unknown_outcome_is_unavailable_even_with_local() {
     );
     r.assert_refused(code::AUTHINFO_UNAVAIL);
 }
+
+#[test]
+fn a_dead_and_a_hanging_member_do_not_stop_a_good_one() {
+    if skip() {
+        return;
+    }
+    let cluster = EtcdCluster::start(1);
+    let hang = MockServer::start(Config::new(Behavior::Hang)).unwrap();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let mut key = TestKey::new(19);
+    let mut urls = vec![dead, hang.url_root()];
+    urls.extend(cluster.endpoints());
+    let w = host(&key, &format!("{}timeout = 2\n", endpoints(&urls)));
+    let r = auth(&w, &key.next());
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    assert_eq!(r.threads.0, r.threads.1);
+    assert_eq!(r.fds.0, r.fds.1);
+}
