@@ -27,7 +27,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 w=$dir/world
-target/release/yubiotp-fixture "$w" --otps $((3 * runs + 30)) --module "$so" > "$dir/env"
+target/release/yubiotp-fixture "$w" --otps $((4 * runs + 30)) --module "$so" > "$dir/env"
 { cat "$w/etc/yubiotp.toml"; printf '[counters]\nstore = "etcd"\nendpoints = ["http://127.0.0.1:%s"]\n' "$cport"; } > "$w/etc/etcd.toml"
 chmod 600 "$w/etc/etcd.toml"
 printf 'auth required %s config=%s\n' "$so" "$PWD/$w/etc/etcd.toml" > "$w/services/yubiotp-etcd"
