@@ -256,7 +256,7 @@ options! {
         args []; toml Some("counters.endpoints"), StrList; parse etcd_endpoints;
         doc "The etcd members (https://, or http:// on loopback), tried in order within the timeout.";
     counters_prefix: String = "/yubiotp/counters/".to_string(), shown "\"/yubiotp/counters/\"";
-        args []; toml Some("counters.prefix"), Str; parse etcd_prefix;
+        args []; toml Some("counters.prefix"), Str; parse etcd_name;
         doc "The key prefix; the key of a public id is the prefix and its modhex.";
     counters_cafile: PathBuf, shown "none (system roots)";
         args []; toml Some("counters.cafile"), Str; parse path;
@@ -268,7 +268,7 @@ options! {
         args []; toml Some("counters.keyfile"), Str; parse path;
         doc "The client key (PEM, root-only) for etcd.";
     counters_username: String, shown "none";
-        args []; toml Some("counters.username"), Str; parse etcd_username;
+        args []; toml Some("counters.username"), Str; parse etcd_name;
         doc "The etcd user (with password: etcd's /v3/auth/authenticate token).";
     counters_password: SecretBytes, shown "none";
         args []; toml Some("counters.password"), Str; parse secret_text;
@@ -522,20 +522,13 @@ fn etcd_endpoints(_: &str, input: Input<'_>) -> Result<Vec<ServerUrl>, String> {
         .collect()
 }
 
-fn etcd_prefix(_: &str, input: Input<'_>) -> Result<String, String> {
+/// The etcd prefix or user name: 1 to 200 characters, no control ones.
+fn etcd_name(_: &str, input: Input<'_>) -> Result<String, String> {
     let p = text(&input)?;
     if p.is_empty() || p.len() > 200 || p.chars().any(char::is_control) {
         return Err("must be 1 to 200 characters without control characters".into());
     }
     Ok(p.to_string())
-}
-
-fn etcd_username(_: &str, input: Input<'_>) -> Result<String, String> {
-    let u = text(&input)?;
-    if u.is_empty() || u.len() > 200 || u.chars().any(char::is_control) {
-        return Err("must be 1 to 200 characters without control characters".into());
-    }
-    Ok(u.to_string())
 }
 
 fn secret_text(_: &str, input: Input<'_>) -> Result<SecretBytes, String> {
