@@ -249,10 +249,11 @@ fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) 
     }
 }
 
-/// The keys of `pw` according to the central file `authfile`; only public
-/// ids of `token_id_length` characters can ever match an OTP.
+/// The keys of `user` according to the central file `authfile` (the user
+/// need not be in passwd: virtual users); only public ids of
+/// `token_id_length` characters can ever match an OTP.
 #[must_use]
-pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) -> KeyLookup {
+pub fn keys_from_authfile(user: &str, authfile: &Path, token_id_length: usize) -> KeyLookup {
     let result = authfile
         .parent()
         .map_or(Ok(()), fs_policy::check_dir_chain)
@@ -260,7 +261,7 @@ pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) 
     match result {
         Ok(bytes) => lookup_in(
             &parse_mapping(&bytes),
-            &pw.name,
+            user,
             token_id_length,
             &authfile.display().to_string(),
         ),

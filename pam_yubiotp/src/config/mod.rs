@@ -19,6 +19,7 @@
 //! name ([`options::describe_unknown`]).
 
 mod args;
+pub mod compat;
 mod file;
 pub mod options;
 mod url;
@@ -321,6 +322,9 @@ pub struct Settings {
     pub debug: bool,
     /// The conversation prompt.
     pub prompt: String,
+    /// `debug_file=`: an existing root-owned file that also gets every log
+    /// line (opened by the session, never created).
+    pub debug_file: Option<PathBuf>,
     /// Non-fatal remarks found while resolving (logged as warnings).
     pub warnings: Vec<String>,
 }
@@ -425,10 +429,39 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
                 .to_string(),
         );
     }
+    if args.url.is_some() && args.urls.is_some() {
+        return Err(ConfigError::new(
+            "url= and urllist= both given: keep urllist= (url= is pam_yubico's older spelling)",
+        ));
+    }
     let v: Values = args
         .clone()
         .over(file.cloned().unwrap_or_default())
         .values();
+    if v.verbose_otp {
+        warnings.push(
+            "verbose_otp (pam_yubico) is ignored: the OTP is always read with echo off".to_string(),
+        );
+    }
+    if v.always_prompt {
+        warnings.push(
+            "always_prompt (pam_yubico) is ignored: a user without a key is answered without a prompt".to_string(),
+        );
+    }
+    let debug_file = match v.debug_file {
+        Some(options::DebugFile::File(p)) => Some(p),
+        Some(options::DebugFile::Stdio(name)) => {
+            warnings.push(format!(
+                "debug_file={name} (pam_yubico) is ignored: the module logs to syslog only"
+            ));
+            None
+        }
+        None => None,
+    };
+    let urls = match v.url {
+        Some(u) => vec![u],
+        None => v.urls,
+    };
     if v.token_id_length > 16 {
         warnings.push(format!(
             "token_id_length={} is above 16; most validation servers refuse such OTPs",
@@ -453,7 +486,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
                 )));
             }
         };
-        let mut c = CloudSettings::new(id, auth, v.urls)?;
+        let mut c = CloudSettings::new(id, auth, urls)?;
         c.timeout = v.timeout;
         c.cafile = v.cafile;
         c.capath = v.capath;
@@ -477,6 +510,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         first_pass: v.first_pass,
         debug: v.debug,
         prompt: v.prompt,
+        debug_file,
         warnings,
     })
 }
