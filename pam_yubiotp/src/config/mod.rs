@@ -448,6 +448,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             "always_prompt (pam_yubico) is ignored: a user without a key is answered without a prompt".to_string(),
         );
     }
+    let shared = shared_settings(&v)?;
     let debug_file = match v.debug_file {
         Some(options::DebugFile::File(p)) => Some(p),
         Some(options::DebugFile::Stdio(name)) => {
@@ -468,7 +469,6 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             v.token_id_length
         ));
     }
-    let shared = shared_settings(&v)?;
     let cloud = if v.mode.uses_cloud() {
         let Some(id) = v.id else {
             return Err(ConfigError::new(format!(
