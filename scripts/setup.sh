@@ -15,6 +15,8 @@ packages=(
   gcc              # the C test application
   make
   time             # GNU time: max RSS in the benchmarks
+  etcd-server      # the shared-counter tests start real etcd members on 127.0.0.1
+  etcd-client      # etcdctl: snapshot save/restore in the rollback test
 )
 
 missing=()

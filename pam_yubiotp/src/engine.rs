@@ -4,7 +4,7 @@
 
 use yubiotp_core::Token;
 
-use crate::backend::local::{self, LocalVerdict};
+use crate::backend::local::{self, Fleet, LocalVerdict};
 use crate::backend::{CloudBackend, CloudVerdict};
 use crate::config::{Mode, Settings};
 use crate::host::{Level, Log};
@@ -114,13 +114,23 @@ fn from_local(v: LocalVerdict, token: &Token, backend: Backend) -> Verdict {
             token.public_id
         )),
         LocalVerdict::Fault(e) => Verdict::Unavailable(describe_store_error(&e)),
+        LocalVerdict::Unavailable(why) => Verdict::Unavailable(why),
     }
 }
 
-fn local_only(settings: &Settings, token: &Token) -> Verdict {
+/// The shared counters of this attempt, when `[counters]` is set.
+fn fleet<'a>(settings: &'a Settings, log: &'a dyn Log) -> Option<Fleet<'a>> {
+    settings.shared.as_ref().map(|s| Fleet {
+        settings: s,
+        statedir: &settings.local.statedir,
+        log,
+    })
+}
+
+fn local_only(settings: &Settings, token: &Token, log: &dyn Log) -> Verdict {
     match open_local(settings, token) {
         Ok((keys, counters)) => from_local(
-            local::look_up_and_check(token, &keys, &counters),
+            local::look_up_and_check(token, &keys, &counters, fleet(settings, log)),
             token,
             Backend::Local,
         ),
@@ -138,7 +148,7 @@ pub fn validate(
     log: &dyn Log,
 ) -> Verdict {
     if settings.mode == Mode::Local {
-        return local_only(settings, token);
+        return local_only(settings, token, log);
     }
     let Some(cloud) = cloud else {
         return Verdict::Unavailable("internal: no cloud backend".to_string());
@@ -171,13 +181,15 @@ pub fn validate(
                 &format!("no definitive cloud answer ({summary}); trying the local key store"),
             );
             match open_local(settings, token) {
-                Ok((keys, counters)) => match local::look_up_and_check(token, &keys, &counters) {
-                    LocalVerdict::NotHeld => Verdict::Unavailable(format!(
-                        "{summary}; key {} is not held locally",
-                        token.public_id
-                    )),
-                    v => from_local(v, token, Backend::Local),
-                },
+                Ok((keys, counters)) => {
+                    match local::look_up_and_check(token, &keys, &counters, fleet(settings, log)) {
+                        LocalVerdict::NotHeld => Verdict::Unavailable(format!(
+                            "{summary}; key {} is not held locally",
+                            token.public_id
+                        )),
+                        v => from_local(v, token, Backend::Local),
+                    }
+                }
                 Err(why) => Verdict::Unavailable(format!("{summary}; {why}")),
             }
         }
@@ -267,7 +279,7 @@ fn hybrid_after_replayed(
     let Some(key) = keys.get(&token.public_id) else {
         return rejected();
     };
-    match local::check_and_commit(token, key, &counters) {
+    match local::check_and_commit(token, key, &counters, None) {
         LocalVerdict::Accepted(c) => {
             log.log(
                 Level::Warning,
@@ -283,6 +295,9 @@ fn hybrid_after_replayed(
         LocalVerdict::Fault(e) => Verdict::Unavailable(format!(
             "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {}",
             describe_store_error(&e)
+        )),
+        LocalVerdict::Unavailable(why) => Verdict::Unavailable(format!(
+            "REPLAYED_OTP from {server}, but the local counters cannot be advanced: {why}"
         )),
     }
 }
@@ -312,7 +327,8 @@ fn hybrid_after_ok(
             backend: Backend::Cloud,
         });
     };
-    match local::check_and_commit(token, key, &counters) {
+    // A cloud OK advances the shared counters too, as it does the local ones.
+    match local::check_and_commit(token, key, &counters, fleet(settings, log)) {
         LocalVerdict::Accepted(_) if signed => Verdict::Accepted(Accepted {
             backend: Backend::CloudAndLocal,
         }),
@@ -330,7 +346,7 @@ fn hybrid_after_ok(
             );
             Verdict::Rejected(format!("cloud OK overruled locally: {r}"))
         }
-        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_)) => {
+        v @ (LocalVerdict::NotHeld | LocalVerdict::Fault(_) | LocalVerdict::Unavailable(_)) => {
             from_local(v, token, Backend::Local)
         }
     }

@@ -245,7 +245,7 @@ fn man_page_toml_examples_parse() {
         }
     }
     blocks.extend(cur);
-    assert_eq!(blocks.len(), 2, "{blocks:#?}");
+    assert_eq!(blocks.len(), 3, "{blocks:#?}");
     for b in &blocks {
         let raw = parse_file(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
         resolve(Some(&raw), &Layer::default()).unwrap_or_else(|e| panic!("{e}\n{b}"));

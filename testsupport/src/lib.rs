@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod etcd;
 pub mod logs;
 pub mod pki;
 pub mod proto;

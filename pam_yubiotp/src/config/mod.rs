@@ -232,6 +232,64 @@ impl CloudSettings {
     }
 }
 
+/// Where counters are shared between hosts (`counters.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedStore {
+    /// etcd v3 through its JSON gateway.
+    Etcd,
+}
+
+/// What an unreachable shared store means (`counters.unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// PAM_AUTHINFO_UNAVAIL.
+    Deny,
+    /// Accept on the local counters alone, journal, push later.
+    Local,
+}
+
+/// An etcd user and password: each attempt buys a token with them.
+#[derive(Debug, Clone)]
+pub struct EtcdLogin {
+    /// The user.
+    pub username: String,
+    /// The password.
+    pub password: crate::secret::SecretBytes,
+}
+
+/// A TLS client certificate and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate chain.
+    pub certfile: PathBuf,
+    /// The private key (root-only file).
+    pub keyfile: PathBuf,
+}
+
+/// The `[counters]` table, resolved.
+#[derive(Debug, Clone)]
+pub struct SharedSettings {
+    /// The store kind.
+    pub store: SharedStore,
+    /// The members, tried in order.
+    pub endpoints: Vec<ServerUrl>,
+    /// The key prefix.
+    pub prefix: String,
+    /// Extra trust anchor.
+    pub cafile: Option<PathBuf>,
+    /// The TLS client identity, if any.
+    pub cert: Option<ClientCert>,
+    /// The etcd user, if any (with a certificate too: etcd then goes by
+    /// the token).
+    pub login: Option<EtcdLogin>,
+    /// The step's deadline.
+    pub timeout: Timeout,
+    /// What an unreachable store means.
+    pub unavailable: Unavailable,
+    /// The resolver helper (`cloud.resolver`).
+    pub resolver: PathBuf,
+}
+
 /// Local validation settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalSettings {
@@ -270,6 +328,8 @@ pub struct Settings {
     pub cloud: Option<CloudSettings>,
     /// Local half.
     pub local: LocalSettings,
+    /// Shared counters (`[counters]`), when `counters.store` is set.
+    pub shared: Option<SharedSettings>,
     /// Public id length in modhex characters.
     pub token_id_length: usize,
     /// Let users with no mapped key through (PAM_IGNORE).
@@ -319,6 +379,63 @@ impl ConfigError {
     }
 }
 
+fn shared_settings(v: &Values) -> Result<Option<SharedSettings>, ConfigError> {
+    let Some(store) = v.counters_store else {
+        let set = v.counters_endpoints.is_some()
+            || v.counters_cafile.is_some()
+            || v.counters_certfile.is_some()
+            || v.counters_keyfile.is_some()
+            || v.counters_username.is_some()
+            || v.counters_password.is_some();
+        if set {
+            return Err(ConfigError::new(
+                "the [counters] table needs counters.store".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(endpoints) = v.counters_endpoints.clone() else {
+        return Err(ConfigError::new(
+            "counters.store needs counters.endpoints".to_string(),
+        ));
+    };
+    let cert = match (&v.counters_certfile, &v.counters_keyfile) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some(ClientCert {
+            certfile: c.clone(),
+            keyfile: k.clone(),
+        }),
+        _ => {
+            return Err(ConfigError::new(
+                "counters: give certfile and keyfile together".to_string(),
+            ));
+        }
+    };
+    let login = match (&v.counters_username, &v.counters_password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => Some(EtcdLogin {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => {
+            return Err(ConfigError::new(
+                "counters: give username and password together".to_string(),
+            ));
+        }
+    };
+    Ok(Some(SharedSettings {
+        store,
+        endpoints,
+        prefix: v.counters_prefix.clone(),
+        cafile: v.counters_cafile.clone(),
+        cert,
+        login,
+        timeout: v.counters_timeout,
+        unavailable: v.counters_unavailable,
+        resolver: v.resolver.clone(),
+    }))
+}
+
 /// Resolves defaults ← `file` ← `args` into [`Settings`], checking that the
 /// combination is usable for the chosen mode.
 ///
@@ -351,6 +468,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             "always_prompt (pam_yubico) is ignored: a user without a key is answered without a prompt".to_string(),
         );
     }
+    let shared = shared_settings(&v)?;
     let debug_file = match v.debug_file {
         Some(options::DebugFile::File(p)) => Some(p),
         Some(options::DebugFile::Stdio(name)) => {
@@ -406,6 +524,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             keystore: v.keystore,
             statedir: v.statedir,
         },
+        shared,
         token_id_length: v.token_id_length,
         nullok: v.nullok,
         first_pass: v.first_pass,
@@ -463,13 +582,18 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<Layer>, ConfigErr
         .map_err(|_| ConfigError::new(format!("config file {}: not UTF-8", path.display())))?;
     let raw = parse_file(text)
         .map_err(|e| ConfigError::new(format!("config file {}: {e}", path.display())))?;
-    if raw.key.is_some() {
+    let secret = match (raw.key.is_some(), raw.counters_password.is_some()) {
+        (true, _) => Some("cloud.key"),
+        (false, true) => Some("counters.password"),
+        (false, false) => None,
+    };
+    if let Some(what) = secret {
         let (_, meta) = fs_policy::open_checked(path, &CONFIG_POLICY)
             .map_err(|e| ConfigError::new(format!("config file {e}")))?;
         let mode = std::os::unix::fs::MetadataExt::mode(&meta);
         if mode & 0o044 != 0 {
             return Err(ConfigError::new(format!(
-                "config file {}: holds cloud.key but has mode {:04o}; make it 0600",
+                "config file {}: holds {what} but has mode {:04o}; make it 0600",
                 path.display(),
                 mode & 0o7777
             )));
@@ -498,6 +622,78 @@ mod tests {
     use super::*;
 
     const KEY: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
+
+    fn counters(table: &str) -> Result<Option<SharedSettings>, String> {
+        let file = parse_file(&format!("mode = \"local\"\n[counters]\n{table}"))?;
+        resolve(Some(&file), &Layer::default())
+            .map(|s| s.shared)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn counters_table() {
+        assert!(
+            resolve(None, &parse_args(&["mode=local"]).unwrap())
+                .unwrap()
+                .shared
+                .is_none()
+        );
+        let s = counters("store = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.prefix, "/yubiotp/counters/");
+        assert_eq!(s.unavailable, Unavailable::Deny);
+        assert_eq!(s.timeout.get(), Duration::from_secs(2));
+        assert!(s.cert.is_none() && s.login.is_none());
+        let s = counters(
+            "store = \"etcd\"\nendpoints = [\"https://e:2379\"]\nunavailable = \"local\"\n\
+             username = \"u\"\npassword = \"sekrit\"\ntimeout = 0.5\nprefix = \"/p/\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.unavailable, Unavailable::Local);
+        assert_eq!(s.prefix, "/p/");
+        assert!(
+            !format!("{s:?}").contains("sekrit"),
+            "Debug hides the password"
+        );
+        for (bad, why) in [
+            (
+                "endpoints = [\"http://127.0.0.1:2379\"]\n",
+                "needs counters.store",
+            ),
+            ("store = \"etcd\"\n", "needs counters.endpoints"),
+            (
+                "store = \"consul\"\nendpoints = [\"https://e\"]\n",
+                "must be \"etcd\"",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"http://e.example:2379\"]\n",
+                "only on loopback",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e/v3\"]\n",
+                "without a path",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nusername = \"u\"\n",
+                "together",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nkeyfile = \"/k\"\n",
+                "together",
+            ),
+            (
+                "store = \"etcd\"\nendpoints = [\"https://e\"]\nunavailable = \"maybe\"\n",
+                "deny or local",
+            ),
+        ] {
+            let e = counters(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // File only: no PAM argument reaches the table.
+        assert!(parse_args(&["store=etcd"]).is_err());
+    }
 
     #[test]
     fn defaults() {

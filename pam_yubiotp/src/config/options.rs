@@ -30,8 +30,10 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::{FirstPass, HttpProxy, MAX_TIMEOUT_SECS, Mode, ServerUrl, Timeout};
-use crate::secret::ApiKey;
+use super::{
+    FirstPass, HttpProxy, MAX_TIMEOUT_SECS, Mode, ServerUrl, SharedStore, Timeout, Unavailable,
+};
+use crate::secret::{ApiKey, SecretBytes};
 
 /// A value as one source wrote it: a bare flag or `name=text` on the PAM
 /// line, or a typed TOML value (already checked against [`TomlType`]).
@@ -250,6 +252,38 @@ options! {
     statedir: PathBuf = PathBuf::from(super::DEFAULT_STATEDIR), shown "/var/lib/yubiotp";
         args ["statedir" Value]; toml Some("local.statedir"), Str; parse path;
         doc "The counter state directory.";
+    // [counters]: file only (a PAM argument must not point the module at
+    // another store, and the password belongs in the 0600 file).
+    counters_store: SharedStore, shown "none (per-host counters)";
+        args []; toml Some("counters.store"), Str; parse shared_store;
+        doc "Where counters are shared across hosts: etcd.";
+    counters_endpoints: Vec<ServerUrl>, shown "none (required with store)";
+        args []; toml Some("counters.endpoints"), StrList; parse etcd_endpoints;
+        doc "The etcd members (https://, or http:// on loopback), tried in order within the timeout.";
+    counters_prefix: String = "/yubiotp/counters/".to_string(), shown "\"/yubiotp/counters/\"";
+        args []; toml Some("counters.prefix"), Str; parse etcd_name;
+        doc "The key prefix; the key of a public id is the prefix and its modhex.";
+    counters_cafile: PathBuf, shown "none (system roots)";
+        args []; toml Some("counters.cafile"), Str; parse path;
+        doc "The trust anchor (PEM) for the etcd members.";
+    counters_certfile: PathBuf, shown "none";
+        args []; toml Some("counters.certfile"), Str; parse path;
+        doc "The client certificate (PEM) for etcd.";
+    counters_keyfile: PathBuf, shown "none";
+        args []; toml Some("counters.keyfile"), Str; parse path;
+        doc "The client key (PEM, root-only) for etcd.";
+    counters_username: String, shown "none";
+        args []; toml Some("counters.username"), Str; parse etcd_name;
+        doc "The etcd user (with password: etcd's /v3/auth/authenticate token).";
+    counters_password: SecretBytes, shown "none";
+        args []; toml Some("counters.password"), Str; parse secret_text;
+        doc "The etcd user's password.";
+    counters_timeout: Timeout = Timeout::new(Duration::from_secs(2)).unwrap_or_default(), shown "2";
+        args []; toml Some("counters.timeout"), Number; parse timeout;
+        doc "The deadline of the shared-counter step, in seconds.";
+    counters_unavailable: Unavailable = Unavailable::Deny, shown "deny";
+        args []; toml Some("counters.unavailable"), Str; parse unavailable;
+        doc "Store unreachable: deny (PAM_AUTHINFO_UNAVAIL) or local (accept on local counters, journal, push later).";
     token_id_length: usize = 12, shown "12";
         args ["token_id_length" Value]; toml Some("token_id_length"), Int; parse token_id_length;
         doc "The public id length in modhex characters (even, 2 to 32).";
@@ -349,7 +383,7 @@ pub fn known_args() -> Vec<String> {
 }
 
 /// The TOML sections, in file order (`""` is the top level).
-pub const SECTIONS: &[&str] = &["", "cloud", "local", "verifier"];
+pub const SECTIONS: &[&str] = &["", "cloud", "local", "verifier", "counters"];
 
 /// The section and key of a dotted TOML key.
 #[must_use]
@@ -557,6 +591,60 @@ fn proxy(_: &str, input: Input<'_>) -> Result<HttpProxy, String> {
     HttpProxy::parse(text(&input)?)
 }
 
+fn shared_store(_: &str, input: Input<'_>) -> Result<SharedStore, String> {
+    match text(&input)? {
+        "etcd" => Ok(SharedStore::Etcd),
+        _ => Err("must be \"etcd\"".into()),
+    }
+}
+
+fn unavailable(_: &str, input: Input<'_>) -> Result<Unavailable, String> {
+    match text(&input)? {
+        "deny" => Ok(Unavailable::Deny),
+        "local" => Ok(Unavailable::Local),
+        _ => Err("must be deny or local".into()),
+    }
+}
+
+fn etcd_endpoints(_: &str, input: Input<'_>) -> Result<Vec<ServerUrl>, String> {
+    let Input::List(list) = input else {
+        return Err(wrong());
+    };
+    if list.is_empty() {
+        return Err("must not be empty".into());
+    }
+    list.into_iter()
+        .map(|t| {
+            let u = ServerUrl::parse(t)?;
+            let loopback = u
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+                || u.host == "localhost";
+            if !u.https && !loopback {
+                return Err(format!("{u}: must be https:// (http:// only on loopback)"));
+            }
+            if u.path != "/" {
+                return Err(format!("{u}: give the member without a path"));
+            }
+            Ok(u)
+        })
+        .collect()
+}
+
+/// The etcd prefix or user name: 1 to 200 characters, no control ones.
+fn etcd_name(_: &str, input: Input<'_>) -> Result<String, String> {
+    let p = text(&input)?;
+    if p.is_empty() || p.len() > 200 || p.chars().any(char::is_control) {
+        return Err("must be 1 to 200 characters without control characters".into());
+    }
+    Ok(p.to_string())
+}
+
+fn secret_text(_: &str, input: Input<'_>) -> Result<SecretBytes, String> {
+    Ok(SecretBytes::new(text(&input)?.as_bytes().to_vec()))
+}
+
 fn token_id_length(_: &str, input: Input<'_>) -> Result<usize, String> {
     let n = match input {
         Input::Text(t) => t.parse::<i64>().ok(),
@@ -609,7 +697,7 @@ mod tests {
         assert_eq!(known_args().first().map(String::as_str), Some("config="));
         assert!(known_args().contains(&"cainfo=".to_string()));
         assert_eq!(known_keys().first(), Some(&"mode"));
-        assert_eq!(known_keys().last(), Some(&"verifier.ratelimit_dir"));
+        assert_eq!(known_keys().last(), Some(&"counters.unavailable"));
         for o in OPTIONS {
             assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
             assert!(!o.doc.is_empty() && !o.default.is_empty());

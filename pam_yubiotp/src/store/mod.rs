@@ -18,8 +18,10 @@
 //! - errors name paths, line numbers and public ids, never file contents.
 
 pub mod counters;
+pub mod etcd;
 pub mod keydir;
 pub mod keystore;
+pub mod shared;
 
 use std::io;
 use std::path::{Path, PathBuf};

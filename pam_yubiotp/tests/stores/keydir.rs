@@ -169,7 +169,7 @@ fn a_held_key_does_not_block_another_keys_login() {
     let login = |k: &TestKey, store: &CounterStore, use_counter: u16| {
         let token = otp(k, use_counter, 1);
         let keys = keydir::load_one(&ks, &token.public_id).unwrap();
-        local::look_up_and_check(&token, &keys, store)
+        local::look_up_and_check(&token, &keys, store, None)
     };
     assert!(matches!(
         login(&b, &s, 1),

@@ -431,19 +431,19 @@ fn local_backend_over_real_stores() {
     let s = new_state_dir(d.path());
     let t = otp(&k, 2, 0);
     assert!(matches!(
-        local::look_up_and_check(&t, &ks, &s),
+        local::look_up_and_check(&t, &ks, &s, None),
         LocalVerdict::Fault(StoreError::StateMissing { .. })
     ));
     s.init(&k.id, Counter::new(1, 0)).unwrap();
     assert!(
-        matches!(local::look_up_and_check(&t, &ks, &s), LocalVerdict::Accepted(c) if c == Counter::new(2, 0))
+        matches!(local::look_up_and_check(&t, &ks, &s, None), LocalVerdict::Accepted(c) if c == Counter::new(2, 0))
     );
     assert!(matches!(
-        local::look_up_and_check(&t, &ks, &s),
+        local::look_up_and_check(&t, &ks, &s, None),
         LocalVerdict::Rejected(Rejection::Replayed { .. })
     ));
     assert!(matches!(
-        local::look_up_and_check(&otp(&unknown, 5, 0), &ks, &s),
+        local::look_up_and_check(&otp(&unknown, 5, 0), &ks, &s, None),
         LocalVerdict::NotHeld
     ));
 }

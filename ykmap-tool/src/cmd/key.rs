@@ -161,7 +161,10 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
         )));
     }
     let counters = counters(settings)?;
-    let state = ensure_state(&counters, &id, start)?;
+    let mut state = ensure_state(&counters, &id, start)?;
+    if let Some(shared) = crate::cmd::shared::seed(settings, &id, start)? {
+        state = format!("{state}; {shared}");
+    }
     let replaced = keydir::update(keystore, &locked_edit::hook, |ks| {
         if ks.contains(&id) && !args.force {
             return Err(StoreError::Exists(id));
@@ -326,6 +329,12 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
         .init_many(&ids, Counter::default())
         .map_err(|e| store_failed(&e))?
         .is_empty();
+    // With [counters], each key's shared value is seeded (never lowered).
+    for id in &ids {
+        if let Some(shared) = crate::cmd::shared::seed(settings, id, Counter::default())? {
+            note(&format!("{id}: {shared}"));
+        }
+    }
     let replaced = keydir::update(keystore, &locked_edit::hook, |ks| {
         if !force && let Some(k) = keys.iter().find(|k| ks.contains(&k.public_id)) {
             return Err(StoreError::Exists(k.public_id));
@@ -401,7 +410,10 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
             let counters =
                 CounterStore::open(&settings.local.statedir).map_err(|e| store_failed(&e))?;
             let c = counters.read(&id).map_err(|e| store_failed(&e))?;
-            println!("{id}  {c}");
+            match crate::cmd::shared::show(&settings, &id)? {
+                Some(shared) => println!("{id}  {c}  shared {shared}"),
+                None => println!("{id}  {c}"),
+            }
             Ok(())
         }
         CounterCmd::Reset { pubid, otp, force } => {
@@ -454,6 +466,9 @@ fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult 
     match previous {
         Some(prev) => println!("{id}: counter state set to {c} (was {prev})"),
         None => println!("{id}: counter state set to {c}"),
+    }
+    if let Some(shared) = crate::cmd::shared::reset(settings, &id, c, force)? {
+        println!("{id}: {shared}");
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod key;
 pub mod map;
 pub mod migrate;
 pub mod otp;
+pub mod shared;
 pub mod softkey;
 pub mod ssh;
 pub mod verify;

@@ -1,8 +1,10 @@
-//! Just enough HTTP/1.1, without I/O: the GET request, the CONNECT request,
+//! Just enough HTTP/1.1, without I/O: the GET and POST requests, the CONNECT request,
 //! and an incremental response reader with hard caps. Redirects are never
 //! followed, content is never decoded.
 
 use core::fmt;
+
+use zeroize::Zeroizing;
 
 use crate::config::ServerUrl;
 
@@ -44,6 +46,41 @@ pub fn get_request(url: &ServerUrl, query: &str, absolute: bool) -> Vec<u8> {
         env!("CARGO_PKG_VERSION"),
     )
     .into_bytes()
+}
+
+/// A POST of `body` (JSON) to `path` on `url`'s server, with extra
+/// `headers` (etcd's token, its leader requirement). With `absolute` (a
+/// plain-http target through a proxy) the request line carries the
+/// absolute URL. The result may hold a token or an OTP's counters: never
+/// log it.
+#[must_use]
+pub fn post_request(
+    url: &ServerUrl,
+    path: &str,
+    headers: &[(String, Zeroizing<String>)],
+    body: &[u8],
+    absolute: bool,
+) -> Vec<u8> {
+    let target = if absolute {
+        format!("http://{}{path}", url.authority())
+    } else {
+        path.to_string()
+    };
+    let auth: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {}\r\n", v.as_str()))
+        .collect();
+    let mut out = format!(
+        "POST {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pam_yubiotp/{}\r\n\
+         Content-Type: application/json\r\nAccept: application/json\r\n\
+         Accept-Encoding: identity\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        host_header(url),
+        env!("CARGO_PKG_VERSION"),
+        body.len(),
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// The CONNECT request that opens a tunnel to `url` through a proxy.

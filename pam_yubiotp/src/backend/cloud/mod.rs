@@ -222,6 +222,7 @@ impl CloudBackend for CloudValidator<'_> {
             .map(|url| Exchange {
                 url,
                 query: query.clone(),
+                post: None,
             })
             .collect();
         let opts = Options {

@@ -140,6 +140,51 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> 
     Ok(Arc::new(cfg))
 }
 
+/// The client configuration with a client certificate (etcd's mutual
+/// TLS): the chain from `certfile`, the key from `keyfile`, which must be a
+/// root-owned file without group/other bits.
+///
+/// # Errors
+/// A short reason naming the file (never its contents).
+pub fn client_config_with_cert(
+    roots: RootCertStore,
+    certfile: &Path,
+    keyfile: &Path,
+) -> Result<Arc<ClientConfig>, String> {
+    use rustls::pki_types::PrivateKeyDer;
+    let pem = read_capped(certfile)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", certfile.display()));
+    }
+    let policy = FilePolicy {
+        owner: Owner::Root,
+        forbidden_mode: 0o077,
+        max_size: MAX_PEM,
+    };
+    let key_pem = fs_policy::read_checked(keyfile, &policy).map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| format!("{}: no private key found", keyfile.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|_| {
+            format!(
+                "{}: the key does not fit the certificate",
+                keyfile.display()
+            )
+        })?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.enable_sni = true;
+    cfg.key_log = Arc::new(rustls::NoKeyLog);
+    Ok(Arc::new(cfg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

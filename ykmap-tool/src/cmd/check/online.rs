@@ -93,6 +93,11 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
 /// that answered as it should is printed on stdout, any other answer is
 /// added to `problems`.
 pub fn run(s: &Settings, problems: &mut Vec<String>) {
+    match crate::cmd::shared::probe(s) {
+        Some(Ok(line)) => println!("{line}"),
+        Some(Err(p)) => problems.push(p),
+        None => {}
+    }
     let Some(cloud) = &s.cloud else {
         note(&format!(
             "--online: mode={} asks no validation server",

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use zeroize::Zeroizing;
 
-use super::super::http;
 use super::super::resolve::Lookups;
 use super::connection::{Conn, State, Step};
 use super::{Control, End, Exchange, Failure, Options, Phase};
@@ -49,7 +47,7 @@ pub fn run(
                 None => (ex.url.host.as_str(), ex.url.port),
             };
             let absolute = opts.proxy.is_some() && !ex.url.https;
-            let request = Zeroizing::new(http::get_request(ex.url, &ex.query, absolute));
+            let request = ex.request(absolute);
             // One resolver per distinct name; the port is applied afterwards.
             let mut conn = Conn::new(
                 ex.url,

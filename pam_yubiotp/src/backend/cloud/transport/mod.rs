@@ -38,12 +38,44 @@ use crate::config::ServerUrl;
 pub use connection::NoSigPipe;
 pub use driver::run;
 
-/// One exchange: a GET of `url` with `query`. `Debug` omits the query.
+/// One exchange: a GET of `url` with `query`, or (with `post`) a POST of
+/// a JSON body. `Debug` omits the query and the body.
 pub struct Exchange<'a> {
     /// The server.
     pub url: &'a ServerUrl,
     /// The query string (holds the OTP: wiped on drop, never logged).
     pub query: Zeroizing<String>,
+    /// A POST instead of the GET (the etcd gateway).
+    pub post: Option<Post>,
+}
+
+/// A POST's path, extra headers and JSON body (wiped on drop, never
+/// logged).
+pub struct Post {
+    /// The request path (`/v3/kv/txn`).
+    pub path: String,
+    /// Extra headers (name, value); values may be tokens.
+    pub headers: Vec<(String, Zeroizing<String>)>,
+    /// The body.
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Post {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Post")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange<'_> {
+    /// The request bytes; `absolute` for a plain-http target via a proxy.
+    pub(crate) fn request(&self, absolute: bool) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(match &self.post {
+            None => super::http::get_request(self.url, &self.query, absolute),
+            Some(p) => super::http::post_request(self.url, &p.path, &p.headers, &p.body, absolute),
+        })
+    }
 }
 
 impl fmt::Debug for Exchange<'_> {
@@ -51,6 +83,7 @@ impl fmt::Debug for Exchange<'_> {
         f.debug_struct("Exchange")
             .field("url", &self.url.to_string())
             .field("query", &"[redacted]")
+            .field("post", &self.post.as_ref().map(|p| p.path.as_str()))
             .finish()
     }
 }
@@ -226,6 +259,7 @@ mod tests {
         let ex = Exchange {
             url: &url,
             query: Zeroizing::new("otp=secretotp".into()),
+            post: None,
         };
         assert!(!format!("{ex:?}").contains("secretotp"));
     }
@@ -240,6 +274,7 @@ mod tests {
         let ex = [Exchange {
             url: &url,
             query: Zeroizing::new("a=b".into()),
+            post: None,
         }];
         let opts = Options {
             proxy: None,
@@ -266,6 +301,7 @@ mod tests {
         let ex = [Exchange {
             url: &url,
             query: Zeroizing::new(String::new()),
+            post: None,
         }];
         let opts = Options {
             proxy: None,
