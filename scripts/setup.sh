@@ -14,6 +14,7 @@ packages=(
   gcc              # the C test application
   make
   time             # GNU time: max RSS in the benchmarks
+  mount            # bind mounts in the OpenSSH test's private mount namespace
 )
 
 missing=()
