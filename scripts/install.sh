@@ -24,14 +24,16 @@
 #   /etc/yubiotp/                                  0700 root:root
 #   /etc/yubiotp/yubiotp.toml                      0600 (only if absent; never overwritten)
 #   /var/lib/yubiotp/                              0700 root:root
-#   /usr/share/pam-configs/yubiotp                 0644 (pam-auth-update profile, not enabled)
+#   /usr/share/pam_yubiotp/pam-configs/yubiotp     0644 (pam-auth-update profile, out of
+#                                                  pam-auth-update's sight: `ykmap enable`
+#                                                  installs it to /usr/share/pam-configs
+#                                                  once `ykmap check` finds no problem)
 #   $PREFIX/share/pam_yubiotp/install-manifest     what was installed, for uninstall.sh
 #
-# /etc, /var/lib, /usr/libexec/yubiotp and /usr/share/pam-configs do not
-# follow PREFIX: the module reads /etc/yubiotp/yubiotp.toml and
+# /etc, /var/lib, /usr/libexec/yubiotp and /usr/share/pam_yubiotp/pam-configs
+# do not follow PREFIX: the module reads /etc/yubiotp/yubiotp.toml and
 # /var/lib/yubiotp by default, runs /usr/libexec/yubiotp/yubiotp-resolve
-# (cloud.resolver overrides it), and pam-auth-update reads only
-# /usr/share/pam-configs.
+# (cloud.resolver overrides it), and `ykmap enable` reads the profile there.
 #
 # Every file is written to a temporary name and renamed into place, so a
 # running sshd never sees a half-written module. A directory is recorded as
@@ -208,10 +210,13 @@ for f in "$here"/etc/sshd_config.d/*; do
 done
 say "docs    $doc/ (examples/ holds the tested PAM stacks and sshd drop-ins)"
 
-# --- pam-auth-update profile (not enabled) ---------------------------------
-mkdirs /usr/share/pam-configs 0755
-put "$here/etc/pam-configs/yubiotp" /usr/share/pam-configs/yubiotp 0644
-say "profile /usr/share/pam-configs/yubiotp (enable with: pam-auth-update --enable yubiotp)"
+# --- pam-auth-update profile (not visible to pam-auth-update) --------------
+# An enabled profile with the unconfigured default config would refuse every
+# login (a config error is PAM_SERVICE_ERR), so it is not put where
+# pam-auth-update looks: `ykmap enable` does that once the setup checks out.
+mkdirs /usr/share/pam_yubiotp/pam-configs 0755
+put "$here/etc/pam-configs/yubiotp" /usr/share/pam_yubiotp/pam-configs/yubiotp 0644
+say "profile /usr/share/pam_yubiotp/pam-configs/yubiotp (configure, then: ykmap check && ykmap enable)"
 
 # --- configuration and state: created once, never overwritten --------------
 mkdirs /etc/yubiotp 0700
@@ -273,20 +278,28 @@ exit 0
 EOF
     cat > "$stage/DEBIAN/prerm" <<'EOF'
 #!/bin/sh
-# pam_yubiotp prerm: before the module disappears, take the pam-auth-update
-# profile out of common-auth, and refuse to go on while another PAM file
-# still uses the module (removing it would lock those services out).
+# pam_yubiotp prerm: refuse, before changing anything, while a PAM file
+# other than the common-* files pam-auth-update writes from our profile
+# still uses the module (removing it would lock those services out); then
+# take the profile `ykmap enable` installed out of common-* and delete it.
 set -e
 if [ "$1" = remove ]; then
-    if [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
-        pam-auth-update --package --remove yubiotp
-    fi
+    profile="${DPKG_ROOT:-}/usr/share/pam-configs/yubiotp"
     users=$(grep -l '^[^#]*pam_yubiotp\.so' "${DPKG_ROOT:-}"/etc/pam.d/* 2>/dev/null || true)
+    if [ -f "$profile" ]; then
+        users=$(printf '%s\n' "$users" | grep -v '/etc/pam\.d/common-' || true)
+    fi
     if [ -n "$users" ] && [ -z "${PAM_YUBIOTP_FORCE_REMOVE:-}" ]; then
         echo "pam-yubiotp: these PAM files still use pam_yubiotp.so:" >&2
         echo "$users" | sed 's/^/  /' >&2
         echo "pam-yubiotp: edit them first (or set PAM_YUBIOTP_FORCE_REMOVE=1)." >&2
         exit 1
+    fi
+    if [ -f "$profile" ]; then
+        if [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
+            pam-auth-update --package --remove yubiotp
+        fi
+        rm -f "$profile"
     fi
 fi
 exit 0

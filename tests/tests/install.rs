@@ -201,7 +201,7 @@ fn expected_files(
         }
     }
     file(
-        "/usr/share/pam-configs/yubiotp".into(),
+        "/usr/share/pam_yubiotp/pam-configs/yubiotp".into(),
         0o644,
         Some(repo().join("etc/pam-configs/yubiotp")),
     );
@@ -278,7 +278,7 @@ fn install_into_empty_destdir_then_uninstall_leaves_nothing() {
     let before = BTreeMap::new();
     let err = succeeded(&script("install.sh", &dest, &target, &[]));
     assert!(
-        err.contains("pam-auth-update --enable yubiotp"),
+        err.contains("ykmap check && ykmap enable"),
         "tells how to enable: {err}"
     );
     let after = snapshot(&dest);
@@ -408,7 +408,7 @@ fn prefix_and_pamdir_are_honoured() {
     for p in [
         "/etc/yubiotp",
         "/var/lib/yubiotp",
-        "/usr/share/pam-configs/yubiotp",
+        "/usr/share/pam_yubiotp/pam-configs/yubiotp",
     ] {
         assert!(after.contains_key(p), "{p}");
     }
@@ -447,7 +447,11 @@ fn uninstall_refuses_while_a_pam_stack_uses_the_module() {
     )
     .unwrap();
     succeeded(&script("uninstall.sh", &dest, &target, &[]));
-    assert!(!dest.join("usr/share/pam-configs/yubiotp").exists());
+    assert!(
+        !dest
+            .join("usr/share/pam_yubiotp/pam-configs/yubiotp")
+            .exists()
+    );
     // FORCE=1 removes it anyway.
     succeeded(&script("install.sh", &dest, &target, &[]));
     fs::write(

@@ -74,6 +74,19 @@ pub enum Command {
     ///
     /// Prints one line per problem found and exits 1 if there is any.
     Check(CheckArgs),
+    /// Install and enable the pam-auth-update profile, once the setup works
+    ///
+    /// Runs every check of `ykmap check` first and changes nothing while
+    /// any problem is left (an enabled but broken configuration refuses
+    /// every login). Then writes the profile to /usr/share/pam-configs
+    /// (with --config, --authfile, --keystore, --statedir as module
+    /// arguments) and runs `pam-auth-update --enable yubiotp`.
+    Enable(EnableArgs),
+    /// Disable and remove the pam-auth-update profile
+    ///
+    /// Runs `pam-auth-update --remove yubiotp`, then deletes
+    /// /usr/share/pam-configs/yubiotp.
+    Disable(EnableArgs),
     /// A software YubiKey, for demos and tests
     #[command(subcommand)]
     Softkey(SoftkeyCmd),
@@ -293,6 +306,17 @@ pub struct CheckArgs {
     /// checked against libpam's line length limit
     #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
     pub pamdir: std::path::PathBuf,
+}
+
+/// `ykmap enable`, `ykmap disable`
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// The system root (pam-auth-update --root; for images and tests)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The profile to install [default: <root>/usr/share/pam_yubiotp/pam-configs/yubiotp]
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
 }
 
 /// `ykmap softkey …`

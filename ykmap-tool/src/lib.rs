@@ -11,6 +11,7 @@
 //!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!           check --online ─► cmd::check::online ─► pam_yubiotp::backend::cloud::CloudValidator
+//!           enable ─► check's audit, then the profile + pam-auth-update
 //!           ssh check ─► ssh (runs sshd -T, reads /etc/pam.d/sshd, pure checks)
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
 //! ```
@@ -57,6 +58,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Serial(args) => cmd::otp::run_serial(args),
         Command::Verify(args) => cmd::verify::run(args, &settings::load_raw(g)?),
         Command::Check(args) => cmd::check::run(args, g),
+        Command::Enable(args) => cmd::enable::run_enable(args, g),
+        Command::Disable(args) => cmd::enable::run_disable(args),
         Command::Softkey(cmd) => cmd::softkey::run(cmd, g),
         Command::Ssh(cmd) => cmd::ssh::run(cmd),
     }

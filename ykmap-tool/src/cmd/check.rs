@@ -23,6 +23,40 @@ pub mod online;
 /// # Errors
 /// Problems found (exit 1).
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
+    let problems = audit(args, g)?;
+    next_step(&problems, &args.pamdir);
+    finish(&problems)
+}
+
+/// Says which setup step is missing, on stderr: fixing the problems found,
+/// or installing and enabling the pam-auth-update profile (`ykmap enable`,
+/// which refuses while any problem is left).
+fn next_step(problems: &[String], pamdir: &Path) {
+    let root = pamdir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("/"));
+    let profile = root.join(crate::cmd::enable::PROFILE_DIR).join("yubiotp");
+    if !problems.is_empty() {
+        note(&format!(
+            "step missing: fix the problems listed; `ykmap enable` (which installs the \
+             pam-auth-update profile {}) refuses until there are none",
+            profile.display()
+        ));
+    } else if !profile.exists() {
+        note(&format!(
+            "step missing: the pam-auth-update profile {} is not installed: run `ykmap \
+             enable` to install and enable it (or add pam_yubiotp.so to a PAM stack by hand)",
+            profile.display()
+        ));
+    }
+}
+
+/// Every problem `check` finds, without printing them.
+///
+/// # Errors
+/// When the command line's paths cannot be used.
+pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
     let mut problems: Vec<String> = Vec::new();
     let (loaded, cfg_err) = settings::load_for_check(g)?;
     match &cfg_err {
@@ -58,7 +92,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         Ok(s) => s,
         Err(e) => {
             problems.push(e.to_string());
-            return finish(&problems);
+            return Ok(problems);
         }
     };
 
@@ -105,7 +139,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         note("cloud mode: the key store and counter state are not used");
     }
     check_pam_lines(&args.pamdir, &mut problems);
-    finish(&problems)
+    Ok(problems)
 }
 
 /// Linux-PAM before 1.6.0 reads a configuration line with `fgets` into a
