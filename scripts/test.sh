@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: setup, format, lints, every test.
+#
+#   scripts/test.sh                     everything (make test)
+#   scripts/test.sh -E 'binary(sshd)'   only these tests (arguments go to
+#                                       cargo nextest run; no fmt/clippy),
+#                                       from the same build location
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +41,10 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && ! { usable_path "$PWD" && { [ ! -e target ]
   chmod 755 "$cache" "$cache/$hash" "$CARGO_TARGET_DIR"
   readlink -f "$PWD" > "$cache/$hash/clone"
   echo "test: $PWD is not usable for test files (a parent is writable or not traversable by others); building in $CARGO_TARGET_DIR (set CARGO_TARGET_DIR to choose)" >&2
+fi
+
+if (($#)); then
+  exec cargo nextest run --workspace --locked "$@"
 fi
 
 echo "== cargo fmt --check" >&2
