@@ -25,7 +25,39 @@ pub mod online;
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     let problems = audit(args, g)?;
     next_step(&problems, &args.pamdir);
+    let (loaded, cfg_err) = settings::load_for_check(g)?;
+    if cfg_err.is_some() {
+        for p in &problems {
+            println!("{p}");
+        }
+        // Exit 2: the configuration itself does not load.
+        return Err(CliError::input(format!(
+            "{}: the configuration does not load ({} problem(s) found)",
+            loaded.path.display(),
+            problems.len()
+        )));
+    }
     finish(&problems)
+}
+
+/// A hint for a TOML file that does not parse because a string value was
+/// written without quotes (`mode = local`): the line and how to write it.
+fn unquoted_hint(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().enumerate().take(10_000).find_map(|(n, line)| {
+        let (key, value) = line.split_once('=')?;
+        let (key, value) = (key.trim(), value.trim());
+        let bare = !value.is_empty()
+            && value.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+            && !matches!(value, "true" | "false" | "inf" | "nan");
+        (bare && !key.starts_with('#') && !key.is_empty()).then(|| {
+            format!(
+                "{}:{}: hint: TOML strings need quotes: write {key} = \"{value}\"",
+                path.display(),
+                n + 1
+            )
+        })
+    })
 }
 
 /// Says which setup step is missing, on stderr: fixing the problems found,
@@ -60,7 +92,12 @@ pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
     let mut problems: Vec<String> = Vec::new();
     let (loaded, cfg_err) = settings::load_for_check(g)?;
     match &cfg_err {
-        Some(e) => problems.push(e.to_string()),
+        Some(e) => {
+            problems.push(e.to_string());
+            if let Some(hint) = unquoted_hint(&loaded.path) {
+                problems.push(hint);
+            }
+        }
         None if loaded.file.is_none() => note(&format!(
             "{} does not exist: built-in defaults are used",
             loaded.path.display()
@@ -105,6 +142,14 @@ pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
                     problems.push(format!("{}:{}: {}", path.display(), p.line, p.reason));
                 }
                 for e in &m.entries {
+                    if matches!(nix::unistd::User::from_name(&e.user), Ok(None)) {
+                        warn(&format!(
+                            "{}: user {} is not in the passwd database (the mapping is \
+                             unused until the user exists)",
+                            path.display(),
+                            e.user
+                        ));
+                    }
                     for k in &e.keys {
                         let users = mapped.entry(*k).or_default();
                         if !users.contains(&e.user) {
