@@ -2,7 +2,8 @@
 # Installs pam_yubiotp from an already built tree (make install builds first).
 #
 #   scripts/install.sh          install into $DESTDIR (default: the system)
-#   scripts/install.sh --deb    build a .deb from the same layout (dpkg-deb)
+#   scripts/install.sh --stage  the same files into $DESTDIR, without the
+#                               manifest (debian/rules: the .deb's files)
 #
 # Environment (all optional):
 #   DESTDIR     staging root, prepended to every path (default: empty = /)
@@ -12,7 +13,7 @@
 #               directory that holds pam_unix.so)
 #   TARGET_DIR  cargo target directory holding release/ (default:
 #               $CARGO_TARGET_DIR, else ./target)
-#   DEB_OUT     directory for the .deb (--deb only; default: $TARGET_DIR/deb)
+#   DOCDIR      documentation directory (default: $PREFIX/share/doc/pam_yubiotp)
 #
 # Layout (paths under $DESTDIR):
 #   $PAMDIR/pam_yubiotp.so                         0644 root:root
@@ -47,9 +48,9 @@ PREFIX=${PREFIX:-/usr}
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$here/target}}
 mode=install
 case "${1:-}" in
-    --deb) mode=deb ;;
+    --stage) mode=stage ;;
     "") ;;
-    *) echo "usage: scripts/install.sh [--deb]" >&2; exit 2 ;;
+    *) echo "usage: scripts/install.sh [--stage]" >&2; exit 2 ;;
 esac
 
 say() { echo "install: $*" >&2; }
@@ -93,17 +94,12 @@ if [ "$(id -u)" = 0 ]; then
     as_root=1
 else
     as_root=0
-    [ "$mode" = deb ] || [ -n "$DESTDIR" ] || die "installing into / needs root (or set DESTDIR)"
+    [ -n "$DESTDIR" ] || die "installing into / needs root (or set DESTDIR)"
     say "not root: files keep your ownership (root:root in a real install)"
 fi
 
-if [ "$mode" = deb ]; then
-    command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found"
-    DEB_OUT=${DEB_OUT:-$TARGET_DIR/deb}
-    stage="$TARGET_DIR/deb-stage"
-    rm -rf "$stage"
-    mkdir -p "$stage"
-    DESTDIR=$stage
+if [ "$mode" = stage ]; then
+    [ -n "$DESTDIR" ] || die "--stage needs DESTDIR (the package's staging root)"
 fi
 
 # The staging root itself is not part of the install.
@@ -194,7 +190,7 @@ for page in "$here"/man/*.[1-9]; do
 done
 
 # --- docs and examples ------------------------------------------------------
-doc="$PREFIX/share/doc/pam_yubiotp"
+doc=${DOCDIR:-$PREFIX/share/doc/pam_yubiotp}
 mkdirs "$doc/examples/pam.d" 0755
 mkdirs "$doc/examples/sshd_config.d" 0755
 for f in "$here/docs/recipes.md" "$here/README.md"; do
@@ -239,93 +235,9 @@ else
     say "config  $config (example, every setting commented out)"
 fi
 
-if [ "$mode" = deb ]; then
-    # --- package the staged tree ------------------------------------------
-    version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$here/Cargo.toml" | head -n 1)
-    [ -n "$version" ] || die "no version in Cargo.toml"
-    arch=$(dpkg --print-architecture)
-    mkdir -p "$stage/DEBIAN"
-    glibc=$(objdump -T "$module_src" 2>/dev/null | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -n 1)
-    size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-    cat > "$stage/DEBIAN/control" <<EOF
-Package: pam-yubiotp
-Version: $version
-Architecture: $arch
-Maintainer: pam_yubiotp maintainers <maintainers@example.invalid>
-Installed-Size: $size
-Depends: libc6 (>= ${glibc:-2.34}), libpam0g (>= 1.4), libpam-runtime (>= 1.0.1-6)
-Section: admin
-Priority: optional
-Description: YubiKey Yubico OTP as a PAM login factor
- pam_yubiotp.so validates the one-time password a YubiKey types against
- Yubico Validation Protocol 2.0 servers (cloud), on the host with the key's
- AES secret and stored counters (local, no network needed), or both
- (hybrid). ykmap manages mappings, the key store and counters.
- .
- Nothing is enabled on installation: see /usr/share/doc/pam_yubiotp/ and
- pam_yubiotp(8). Removing the package never deletes keys or counter state.
-EOF
-    echo "$config" > "$stage/DEBIAN/conffiles"
-    cat > "$stage/DEBIAN/postinst" <<'EOF'
-#!/bin/sh
-# pam_yubiotp postinst: register the pam-auth-update profile (Default: no,
-# so nothing is enabled). Never touches keys or counter state.
-set -e
-if [ "$1" = configure ] && [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
-    pam-auth-update --package
-fi
-exit 0
-EOF
-    cat > "$stage/DEBIAN/prerm" <<'EOF'
-#!/bin/sh
-# pam_yubiotp prerm: refuse, before changing anything, while a PAM file
-# other than the common-* files pam-auth-update writes from our profile
-# still uses the module (removing it would lock those services out); then
-# take the profile `ykmap enable` installed out of common-* and delete it.
-set -e
-if [ "$1" = remove ]; then
-    profile="${DPKG_ROOT:-}/usr/share/pam-configs/yubiotp"
-    users=$(grep -l '^[^#]*pam_yubiotp\.so' "${DPKG_ROOT:-}"/etc/pam.d/* 2>/dev/null || true)
-    if [ -f "$profile" ]; then
-        users=$(printf '%s\n' "$users" | grep -v '/etc/pam\.d/common-' || true)
-    fi
-    if [ -n "$users" ] && [ -z "${PAM_YUBIOTP_FORCE_REMOVE:-}" ]; then
-        echo "pam-yubiotp: these PAM files still use pam_yubiotp.so:" >&2
-        echo "$users" | sed 's/^/  /' >&2
-        echo "pam-yubiotp: edit them first (or set PAM_YUBIOTP_FORCE_REMOVE=1)." >&2
-        exit 1
-    fi
-    if [ -f "$profile" ]; then
-        if [ -z "${DPKG_ROOT:-}" ] && command -v pam-auth-update >/dev/null 2>&1; then
-            pam-auth-update --package --remove yubiotp
-        fi
-        rm -f "$profile"
-    fi
-fi
-exit 0
-EOF
-    cat > "$stage/DEBIAN/postrm" <<'EOF'
-#!/bin/sh
-# pam_yubiotp postrm: keys (/etc/yubiotp/keys) and counter state
-# (/var/lib/yubiotp) are never deleted, not even on purge; dpkg removes the
-# unedited configuration on purge and leaves directories that are not empty.
-set -e
-if [ "$1" = purge ]; then
-    for d in /etc/yubiotp /var/lib/yubiotp; do
-        if [ -d "${DPKG_ROOT:-}$d" ] && [ -n "$(ls -A "${DPKG_ROOT:-}$d" 2>/dev/null)" ]; then
-            echo "pam-yubiotp: kept $d (keys, counter state or your files)" >&2
-        fi
-    done
-fi
-exit 0
-EOF
-    chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
-    chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles"
-    mkdir -p "$DEB_OUT"
-    deb="$DEB_OUT/pam-yubiotp_${version}_${arch}.deb"
-    dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
-    say "package $deb"
-    echo "$deb"
+if [ "$mode" = stage ]; then
+    # debian/rules packages the staged tree; dpkg keeps its own file list.
+    say "staged into $DESTDIR"
     exit 0
 fi
 
@@ -345,5 +257,5 @@ chmod 0644 "$tmp"
 mv -f "$tmp" "$manifest"
 
 say "done. Nothing is enabled yet: add the module to a PAM stack (see"
-say "  $doc/examples/pam.d/ and pam_yubiotp(8)), or run: pam-auth-update --enable yubiotp"
+say "  $doc/examples/pam.d/ and pam_yubiotp(8)), or, once configured: ykmap check && ykmap enable"
 say "Keep a root shell open while you try a new stack."

@@ -15,6 +15,8 @@ packages=(
   make
   time             # GNU time: max RSS in the benchmarks
   mount            # bind mounts in the OpenSSH test's private mount namespace
+  debhelper        # make deb: dpkg-buildpackage over debian/
+  lintian          # the package test: 0 errors, 0 warnings
 )
 
 missing=()

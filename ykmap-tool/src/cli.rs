@@ -266,13 +266,17 @@ pub enum ModhexCmd {
         #[arg(long)]
         hex: bool,
     },
-    /// Decode modhex to text (or to hex with --hex)
+    /// Decode modhex to hex (a public id's bytes, as admins convert them),
+    /// or to text with --text
     Decode {
         /// The modhex
         text: String,
-        /// Print hex instead of text
-        #[arg(long)]
+        /// Print hex (the default; kept for scripts)
+        #[arg(long, conflicts_with = "text_out")]
         hex: bool,
+        /// Print the bytes as text instead of hex
+        #[arg(long = "text", id = "text_out")]
+        text_out: bool,
     },
 }
 

@@ -48,7 +48,9 @@ fn unquoted_hint(path: &Path) -> Option<String> {
         let (key, value) = line.split_once('=')?;
         let (key, value) = (key.trim(), value.trim());
         let bare = !value.is_empty()
-            && value.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
             && !matches!(value, "true" | "false" | "inf" | "nan");
         (bare && !key.starts_with('#') && !key.is_empty()).then(|| {
             format!(
