@@ -151,6 +151,13 @@ fn expected_files(
     );
     if with_ykmap {
         file(format!("{prefix}/sbin/ykmap"), 0o755, None);
+        for c in [
+            "bash-completion/completions/ykmap",
+            "zsh/vendor-completions/_ykmap",
+            "fish/vendor_completions.d/ykmap.fish",
+        ] {
+            file(format!("{prefix}/share/{c}"), 0o644, None);
+        }
     }
     // Content not compared: a stand-in here, the release build in
     // make_install_uninstall_and_deb.
@@ -604,6 +611,9 @@ fn make_install_uninstall_and_deb() {
     for p in [
         format!("/lib/{}/security/pam_yubiotp.so", multiarch.trim()),
         "/usr/sbin/ykmap".into(),
+        "/usr/share/bash-completion/completions/ykmap".into(),
+        "/usr/share/zsh/vendor-completions/_ykmap".into(),
+        "/usr/share/fish/vendor_completions.d/ykmap.fish".into(),
         "/usr/libexec/yubiotp/yubiotp-resolve".into(),
         "/usr/share/man/man8/pam_yubiotp.8.gz".into(),
         "/usr/share/man/man8/ykmap.8.gz".into(),

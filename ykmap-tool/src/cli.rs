@@ -87,6 +87,14 @@ pub enum Command {
     /// Runs `pam-auth-update --remove yubiotp`, then deletes
     /// /usr/share/pam-configs/yubiotp.
     Disable(EnableArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish)
+    ///
+    /// The packages install them; by hand: `ykmap completions bash >
+    /// /usr/share/bash-completion/completions/ykmap`.
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// A software YubiKey, for demos and tests
     #[command(subcommand)]
     Softkey(SoftkeyCmd),

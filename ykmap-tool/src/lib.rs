@@ -58,6 +58,17 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Serial(args) => cmd::otp::run_serial(args),
         Command::Verify(args) => cmd::verify::run(args, &settings::load_raw(g)?),
         Command::Check(args) => cmd::check::run(args, g),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // clap_complete panics when its writer fails; a Vec never does,
+            // and the write to stdout (a closed pipe) is an error here.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ykmap", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(|e| error::CliError::failed(format!("stdout: {e}")))
+        }
         Command::Enable(args) => cmd::enable::run_enable(args, g),
         Command::Disable(args) => cmd::enable::run_disable(args),
         Command::Softkey(cmd) => cmd::softkey::run(cmd, g),
