@@ -40,6 +40,13 @@ pub struct GlobalArgs {
     /// Counter state directory (overrides `local.statedir`)
     #[arg(long, global = true, value_name = "DIR")]
     pub statedir: Option<PathBuf>,
+    /// Machine-readable output on stdout (map list, key list, counter show,
+    /// check); field names are documented in ykmap(8) and stable
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Quiet: no remarks on stderr (warnings and errors are still shown)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// The commands.

@@ -38,9 +38,24 @@ pub fn warn(msg: &str) {
     eprintln!("ykmap: warning: {msg}");
 }
 
-/// Prints a remark on stderr.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True with `--json`.
+pub fn json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints a remark on stderr (not with `-q`).
 pub fn note(msg: &str) {
-    eprintln!("ykmap: note: {msg}");
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("ykmap: note: {msg}");
+    }
+}
+
+/// Prints `value` as one line of JSON on stdout (`--json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 /// Runs the parsed command line.
@@ -49,6 +64,8 @@ pub fn note(msg: &str) {
 /// The command's [`error::CliError`].
 pub fn run(cli: &Cli) -> CliResult {
     let g = &cli.global;
+    QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
+    JSON.store(g.json, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
         Command::Map(cmd) => cmd::map::run(cmd, &settings::load(g)?),
         Command::Key(cmd) => cmd::key::run(cmd, &settings::load(g)?),

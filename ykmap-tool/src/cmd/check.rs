@@ -26,9 +26,20 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     let problems = audit(args, g)?;
     next_step(&problems, &args.pamdir);
     let (loaded, cfg_err) = settings::load_for_check(g)?;
+    if crate::json() {
+        // {"ok", "config_loads", "problems": [text, …]}; the exit status
+        // is the same as without --json.
+        crate::print_json(&serde_json::json!({
+            "ok": problems.is_empty(),
+            "config_loads": cfg_err.is_none(),
+            "problems": problems,
+        }));
+    }
     if cfg_err.is_some() {
-        for p in &problems {
-            println!("{p}");
+        if !crate::json() {
+            for p in &problems {
+                println!("{p}");
+            }
         }
         // Exit 2: the configuration itself does not load.
         return Err(CliError::input(format!(
@@ -308,11 +319,15 @@ fn check_local(
 }
 
 fn finish(problems: &[String]) -> CliResult {
-    for p in problems {
-        println!("{p}");
+    if !crate::json() {
+        for p in problems {
+            println!("{p}");
+        }
     }
     if problems.is_empty() {
-        println!("ok: no problems found");
+        if !crate::json() {
+            println!("ok: no problems found");
+        }
         Ok(())
     } else {
         Err(CliError::failed(format!(
