@@ -308,7 +308,8 @@ pub struct SerialArgs {
 pub struct VerifyArgs {
     /// The login name
     pub user: String,
-    /// The OTP (prompted for, echo off, when omitted)
+    /// The OTP ("-": read from standard input; prompted for, echo off,
+    /// when omitted)
     pub otp: Option<String>,
     /// Pass `debug` to the module (more log lines on stderr)
     #[arg(long)]
