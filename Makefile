@@ -19,7 +19,8 @@ release:
 # Install, uninstall and package (see scripts/install.sh for the layout).
 #   make install [DESTDIR=/staging] [PREFIX=/usr] [PAMDIR=...]
 #   make uninstall   (same DESTDIR/PREFIX; keeps keys, state, edited config)
-#   make deb         (a .deb with the same layout, built with dpkg-deb)
+#   make deb         (libpam-yubiotp: debian/ built with dpkg-buildpackage,
+#                    in target/deb/; scripts/deb.sh)
 # `sudo make install` builds as root if the build is not up to date: run
 # `make release` as yourself first. NOBUILD=1 installs what is built as is
 # (for a root without cargo, or packaging).
@@ -54,5 +55,5 @@ install: install-build
 uninstall:
 	scripts/uninstall.sh
 
-deb: install-build
-	scripts/install.sh --deb
+deb:
+	scripts/deb.sh

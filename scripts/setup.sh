@@ -17,6 +17,9 @@ packages=(
   time             # GNU time: max RSS in the benchmarks
   etcd-server      # the shared-counter tests start real etcd members on 127.0.0.1
   etcd-client      # etcdctl: snapshot save/restore in the rollback test
+  mount            # bind mounts in the OpenSSH test's private mount namespace
+  debhelper        # make deb: dpkg-buildpackage over debian/
+  lintian          # the package test: 0 errors, 0 warnings
 )
 
 missing=()

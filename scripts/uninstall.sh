@@ -10,10 +10,12 @@
 # example). A directory is removed only when install.sh created it and it is
 # empty now.
 #
-# On a real system (DESTDIR empty) the pam-auth-update profile is first taken
-# out of common-auth if it was enabled, and the script refuses to remove the
-# module while any file in /etc/pam.d still uses it: those services would
-# lock everyone out. Set FORCE=1 to remove it anyway.
+# The script refuses to remove the module while any file in /etc/pam.d uses
+# it (those services would lock everyone out; FORCE=1 removes it anyway),
+# checked before anything changes. On a real system (DESTDIR empty) the
+# common-* lines pam-auth-update wrote from the profile `ykmap enable`
+# installed do not count: the profile is then taken out (pam-auth-update
+# --package --remove yubiotp) and deleted.
 set -eu
 
 DESTDIR=${DESTDIR:-}
@@ -44,15 +46,19 @@ while read -r kind path _rest; do
 done < "$list"
 
 # --- never pull the module out from under a PAM stack that uses it ----------
+# Checked before anything changes: the common-* files pam-auth-update wrote
+# from our profile do not count (it takes the module out of them below);
+# any other file using the module stops the removal.
+profile=/usr/share/pam-configs/yubiotp
+managed=0
 if [ -z "$DESTDIR" ]; then
     if [ "$(id -u)" != 0 ]; then die "uninstalling from / needs root"; fi
-    if command -v pam-auth-update >/dev/null 2>&1 &&
-        grep -q '^[^#]*pam_yubiotp\.so' /etc/pam.d/common-* 2>/dev/null; then
-        say "taking the yubiotp profile out of /etc/pam.d/common-* (pam-auth-update --package --remove yubiotp)"
-        pam-auth-update --package --remove yubiotp
-    fi
+    if [ -f "$profile" ] && command -v pam-auth-update >/dev/null 2>&1; then managed=1; fi
 fi
 users=$(grep -l '^[^#]*pam_yubiotp\.so' "$DESTDIR"/etc/pam.d/* 2>/dev/null || true)
+if [ "$managed" = 1 ]; then
+    users=$(printf '%s\n' "$users" | grep -v '^/etc/pam\.d/common-' || true)
+fi
 if [ -n "$users" ]; then
     if [ -z "$FORCE" ]; then
         say "these PAM files still use pam_yubiotp.so:"
@@ -60,6 +66,13 @@ if [ -n "$users" ]; then
         die "removing the module would lock those services out; edit them first (or FORCE=1)"
     fi
     say "warning: FORCE=1: removing the module although these PAM files use it: $users"
+fi
+if [ "$managed" = 1 ]; then
+    say "taking the yubiotp profile out of /etc/pam.d/common-* (pam-auth-update --package --remove yubiotp)"
+    pam-auth-update --package --remove yubiotp
+    # `ykmap enable` installed it (not in the manifest): it goes with the module.
+    say "removing $profile (installed by ykmap enable)"
+    rm -f "$profile"
 fi
 
 # --- files ------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //! need a release build; `make_install_uninstall_and_deb` runs the real
 //! `make install`, `make uninstall` and `make deb` (release build included).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,13 @@ fn expected_files(
     );
     if with_ykmap {
         file(format!("{prefix}/sbin/ykmap"), 0o755, None);
+        for c in [
+            "bash-completion/completions/ykmap",
+            "zsh/vendor-completions/_ykmap",
+            "fish/vendor_completions.d/ykmap.fish",
+        ] {
+            file(format!("{prefix}/share/{c}"), 0o644, None);
+        }
     }
     // Content not compared: a stand-in here, the release build in
     // make_install_uninstall_and_deb.
@@ -204,7 +211,7 @@ fn expected_files(
         }
     }
     file(
-        "/usr/share/pam-configs/yubiotp".into(),
+        "/usr/share/pam_yubiotp/pam-configs/yubiotp".into(),
         0o644,
         Some(repo().join("etc/pam-configs/yubiotp")),
     );
@@ -281,7 +288,7 @@ fn install_into_empty_destdir_then_uninstall_leaves_nothing() {
     let before = BTreeMap::new();
     let err = succeeded(&script("install.sh", &dest, &target, &[]));
     assert!(
-        err.contains("pam-auth-update --enable yubiotp"),
+        err.contains("ykmap check && ykmap enable"),
         "tells how to enable: {err}"
     );
     let after = snapshot(&dest);
@@ -411,7 +418,7 @@ fn prefix_and_pamdir_are_honoured() {
     for p in [
         "/etc/yubiotp",
         "/var/lib/yubiotp",
-        "/usr/share/pam-configs/yubiotp",
+        "/usr/share/pam_yubiotp/pam-configs/yubiotp",
     ] {
         assert!(after.contains_key(p), "{p}");
     }
@@ -450,7 +457,11 @@ fn uninstall_refuses_while_a_pam_stack_uses_the_module() {
     )
     .unwrap();
     succeeded(&script("uninstall.sh", &dest, &target, &[]));
-    assert!(!dest.join("usr/share/pam-configs/yubiotp").exists());
+    assert!(
+        !dest
+            .join("usr/share/pam_yubiotp/pam-configs/yubiotp")
+            .exists()
+    );
     // FORCE=1 removes it anyway.
     succeeded(&script("install.sh", &dest, &target, &[]));
     fs::write(
@@ -559,32 +570,28 @@ fn make_install_uninstall_and_deb() {
         "the release build is installed"
     );
     assert_eq!(after.get(&module).unwrap().mode, 0o644);
-    let with_ykmap = after.contains_key("/usr/sbin/ykmap");
-    let installed: Vec<&String> = after.keys().collect();
     succeeded(&make(&["uninstall"], &dest));
     assert!(snapshot(&dest).is_empty(), "make uninstall left something");
 
-    // The .deb: same layout (minus the manifest, which dpkg keeps itself).
-    if Command::new("dpkg-deb").arg("--version").output().is_err() {
-        eprintln!("SKIP: dpkg-deb not installed, no .deb");
+    // The .deb: built by dpkg-buildpackage over debian/, the install.sh
+    // layout with Debian's conventions (docs in /usr/share/doc/<package>,
+    // compressed man pages, stripped binaries, detached debug symbols).
+    if Command::new("dpkg-buildpackage")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: dpkg-buildpackage not installed, no .deb");
         return;
     }
-    let out = make(&["deb"], &tmp.path().join("unused"));
-    succeeded(&out);
-    let deb = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find(|l| l.ends_with(".deb"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let deb = build_deb(tmp.path());
     let listing = Command::new("dpkg-deb")
         .arg("-c")
         .arg(&deb)
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-    let mut in_deb: Vec<String> = listing
+    let in_deb: BTreeSet<String> = listing
         .lines()
         .map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
@@ -596,17 +603,38 @@ fn make_install_uninstall_and_deb() {
         })
         .filter(|p| !p.is_empty())
         .collect();
-    in_deb.sort();
-    let mut want: Vec<String> = installed
-        .into_iter()
-        .filter(|p| !p.contains("/share/pam_yubiotp"))
-        .cloned()
-        .collect();
-    if !with_ykmap {
-        want.retain(|p| p != "/usr/sbin" && p != "/usr/sbin/ykmap");
+    let multiarch = String::from_utf8(
+        Command::new("dpkg-architecture")
+            .arg("-qDEB_HOST_MULTIARCH")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for p in [
+        format!("/lib/{}/security/pam_yubiotp.so", multiarch.trim()),
+        "/usr/sbin/ykmap".into(),
+        "/usr/share/bash-completion/completions/ykmap".into(),
+        "/usr/share/zsh/vendor-completions/_ykmap".into(),
+        "/usr/share/fish/vendor_completions.d/ykmap.fish".into(),
+        "/usr/libexec/yubiotp/yubiotp-resolve".into(),
+        "/usr/share/man/man8/pam_yubiotp.8.gz".into(),
+        "/usr/share/man/man8/ykmap.8.gz".into(),
+        "/usr/share/man/man5/yubiotp.toml.5.gz".into(),
+        "/usr/share/doc/libpam-yubiotp/copyright".into(),
+        "/usr/share/doc/libpam-yubiotp/changelog.gz".into(),
+        "/usr/share/pam_yubiotp/pam-configs/yubiotp".into(),
+        "/etc/yubiotp/yubiotp.toml".into(),
+        "/var/lib/yubiotp".into(),
+    ] {
+        assert!(in_deb.contains(&p), "{p} in the .deb:\n{listing}");
     }
-    want.sort();
-    assert_eq!(in_deb, want, "the .deb has the make install layout");
+    for p in [
+        "/usr/share/pam-configs/yubiotp",
+        "/usr/share/pam_yubiotp/install-manifest",
+    ] {
+        assert!(!in_deb.contains(p), "{p} not in the .deb");
+    }
     for (path, mode) in [
         ("./etc/yubiotp/", "drwx------"),
         ("./etc/yubiotp/yubiotp.toml", "-rw-------"),
@@ -625,9 +653,20 @@ fn make_install_uninstall_and_deb() {
         .output()
         .unwrap();
     let info = String::from_utf8_lossy(&info.stdout).into_owned();
-    for field in ["Package: pam-yubiotp", "Depends: ", "libpam-runtime"] {
+    for field in [
+        "Package: libpam-yubiotp",
+        "Depends: ",
+        "libpam-runtime",
+        "ca-certificates",
+        " md5sums",
+    ] {
         assert!(info.contains(field), "{field}\n{info}");
     }
+    let dbgsym = deb.replace("libpam-yubiotp_", "libpam-yubiotp-dbgsym_");
+    assert!(
+        Path::new(&dbgsym).exists(),
+        "detached debug symbols: {dbgsym}"
+    );
     let ctrl = tmp.path().join("control");
     succeeded(
         &Command::new("dpkg-deb")
@@ -641,7 +680,7 @@ fn make_install_uninstall_and_deb() {
         fs::read_to_string(ctrl.join("conffiles")).unwrap(),
         "/etc/yubiotp/yubiotp.toml\n"
     );
-    for s in ["postinst", "prerm", "postrm"] {
+    for s in ["prerm", "postrm"] {
         succeeded(
             &Command::new("sh")
                 .arg("-n")
@@ -649,12 +688,44 @@ fn make_install_uninstall_and_deb() {
                 .output()
                 .unwrap(),
         );
-        let text = fs::read_to_string(ctrl.join(s)).unwrap();
-        assert!(
-            !text.contains("rm -"),
-            "{s} never deletes anything:\n{text}"
-        );
     }
+    // prerm decides whether it may remove before it disables the profile.
+    let prerm = fs::read_to_string(ctrl.join("prerm")).unwrap();
+    let refuse = prerm.find("exit 1").unwrap();
+    assert!(refuse < prerm.find("pam-auth-update --package --remove").unwrap());
+    // lintian: no error, no warning (the overrides are the 0700/0600 modes).
+    if Command::new("lintian").arg("--version").output().is_ok() {
+        let out = Command::new("lintian")
+            .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
+            .arg(&deb)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lintian:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("SKIP: lintian not installed");
+    }
+    // Reproducible: a second build (the workspace crates compiled again)
+    // gives the same bytes.
+    let first = fs::read(&deb).unwrap();
+    let _ = Command::new("cargo")
+        .args([
+            "clean",
+            "--release",
+            "-p",
+            "pam_yubiotp",
+            "-p",
+            "ykmap-tool",
+        ])
+        .env("CARGO_TARGET_DIR", cargo_target_dir().join("deb-build"))
+        .current_dir(cargo_target_dir().join("deb/src/libpam-yubiotp"))
+        .output();
+    let again = build_deb(tmp.path());
+    assert!(fs::read(&again).unwrap() == first, "two builds, one .deb");
     if is_root() {
         dpkg_into_a_fake_root(tmp.path(), &deb);
     } else {
@@ -662,8 +733,23 @@ fn make_install_uninstall_and_deb() {
     }
 }
 
-/// dpkg --root: install, refuse removal while a stack uses the module,
-/// then purge — keys and counter state survive.
+/// `make deb`; the .deb's path.
+fn build_deb(tmp: &Path) -> String {
+    let out = make(&["deb"], &tmp.join("unused"));
+    succeeded(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find(|l| l.ends_with(".deb"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// dpkg --root: install (nothing enabled: the profile is out of
+/// pam-auth-update's sight and `ykmap enable` refuses the unconfigured
+/// example), refuse removal while a stack uses the module, refuse purge
+/// while the key store holds keys, then purge everything.
 fn dpkg_into_a_fake_root(tmp: &Path, deb: &str) {
     let root = tmp.join("dpkg-root");
     for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc/pam.d"] {
@@ -671,7 +757,7 @@ fn dpkg_into_a_fake_root(tmp: &Path, deb: &str) {
     }
     fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
     fs::write(root.join("var/lib/dpkg/available"), "").unwrap();
-    let dpkg = |args: &[&str]| {
+    let dpkg = |args: &[&str], env: &[(&str, &str)]| {
         Command::new("dpkg")
             .arg(format!("--root={}", root.display()))
             .args([
@@ -681,11 +767,23 @@ fn dpkg_into_a_fake_root(tmp: &Path, deb: &str) {
             ])
             .args(args)
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     };
-    succeeded(&dpkg(&["-i", deb]));
+    succeeded(&dpkg(&["-i", deb], &[]));
     assert!(root.join("etc/yubiotp/yubiotp.toml").exists());
+    assert!(!root.join("usr/share/pam-configs/yubiotp").exists());
+    let out = Command::new(root.join("usr/sbin/ykmap"))
+        .arg("enable")
+        .arg("--root")
+        .arg(&root)
+        .arg("--config")
+        .arg(root.join("etc/yubiotp/yubiotp.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!root.join("usr/share/pam-configs/yubiotp").exists());
     fs::write(root.join("etc/yubiotp/keys"), "secret\n").unwrap();
     fs::write(root.join("var/lib/yubiotp/ccccccbcdccb"), "1 0\n").unwrap();
     fs::write(
@@ -693,29 +791,29 @@ fn dpkg_into_a_fake_root(tmp: &Path, deb: &str) {
         "auth required pam_yubiotp.so\n",
     )
     .unwrap();
-    let out = dpkg(&["-r", "pam-yubiotp"]);
+    let out = dpkg(&["-r", "libpam-yubiotp"], &[]);
     assert!(
         !out.status.success(),
         "removal refused while /etc/pam.d/sshd uses the module"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("still use pam_yubiotp.so"));
     fs::remove_file(root.join("etc/pam.d/sshd")).unwrap();
-    succeeded(&dpkg(&["-P", "pam-yubiotp"]));
+    // Purge refuses while the key store holds keys, naming the backup.
+    let out = dpkg(&["-P", "libpam-yubiotp"], &[]);
+    assert!(!out.status.success(), "purge refused while keys exist");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tar -C / -czf") && err.contains("PAM_YUBIOTP_PURGE_KEYS=yes"),
+        "{err}"
+    );
+    assert!(root.join("etc/yubiotp/keys").exists());
+    succeeded(&dpkg(
+        &["-P", "libpam-yubiotp"],
+        &[("PAM_YUBIOTP_PURGE_KEYS", "yes")],
+    ));
     let left: Vec<String> = snapshot(&root)
         .into_keys()
         .filter(|p| !p.starts_with("/var/lib/dpkg"))
         .collect();
-    assert_eq!(
-        left,
-        [
-            "/etc",
-            "/etc/pam.d",
-            "/etc/yubiotp",
-            "/etc/yubiotp/keys",
-            "/var",
-            "/var/lib",
-            "/var/lib/yubiotp",
-            "/var/lib/yubiotp/ccccccbcdccb"
-        ]
-    );
+    assert_eq!(left, ["/etc", "/etc/pam.d", "/var", "/var/lib"]);
 }

@@ -1,6 +1,6 @@
 //! The two SSH recipes (SPEC §10) end to end with the real OpenSSH server
 //! and client: `etc/sshd_config.d/*` and `etc/pam.d/sshd.*`, a test-only
-//! sshd on 127.0.0.1, a real user made for the test, and the real `ssh`
+//! sshd on 127.0.0.1, a user only that sshd knows, and the real `ssh`
 //! answering keyboard-interactive and password prompts through
 //! `SSH_ASKPASS` (`SSH_ASKPASS_REQUIRE=force`, `DISPLAY` set, no tty).
 //!
@@ -15,10 +15,14 @@
 //! /etc/pam.d even then, so the stack's includes are pointed at Debian's
 //! stock common-* files copied next to it.
 //!
-//! Needs root (sshd, useradd). It creates /run/sshd only if missing (and
-//! removes it again), creates and deletes one user, and asserts that
-//! /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, /etc/pam.d and
-//! /etc/ssh are byte-for-byte as before. The sshd it starts is killed on
+//! Needs root (sshd, mount namespaces). No real user is made: the test
+//! user exists only in copies of /etc/passwd, /etc/shadow and /etc/group
+//! that are bind-mounted over the real ones inside a private mount
+//! namespace holding just the test sshd (`unshare --mount`), so pam_unix,
+//! initgroups and sshd's own lookups see it and nothing else does. It
+//! creates /run/sshd only if missing (and removes it again), and asserts
+//! that /etc/passwd, /etc/shadow, /etc/group, /etc/gshadow, their `-`
+//! backups, /etc/pam.d and /etc/ssh are byte-for-byte as before. The sshd it starts is killed on
 //! every path (a Drop guard on its process group); every wait is bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +42,7 @@ use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root, repo_file};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const SSH: &str = "/usr/bin/ssh";
+const UNSHARE: &str = "/usr/bin/unshare";
 
 /// Debian 12's stock common-* files (see stacks.rs).
 const COMMON: &[(&str, &str)] = &[
@@ -92,6 +97,12 @@ fn fingerprint() -> BTreeMap<PathBuf, Vec<u8>> {
         "/etc/gshadow",
         "/etc/subuid",
         "/etc/subgid",
+        "/etc/passwd-",
+        "/etc/shadow-",
+        "/etc/group-",
+        "/etc/gshadow-",
+        "/etc/subuid-",
+        "/etc/subgid-",
     ] {
         if let Ok(b) = fs::read(f) {
             out.insert(PathBuf::from(f), b);
@@ -162,60 +173,75 @@ impl Drop for RunDir {
     }
 }
 
-/// A system user made for the test; deleted on drop (with its group).
+/// The user made for the test. It never enters the real /etc/passwd: the
+/// test writes copies of /etc/passwd, /etc/shadow and /etc/group with one
+/// more line each into its scratch directory, and only the test sshd sees
+/// them, bind-mounted over the real files in a private mount namespace
+/// (`unshare --mount`, see [`Site::start`]). The mounts end with the
+/// namespace's last process; nothing to undo.
 struct TestUser {
     name: String,
     home: PathBuf,
+    /// (private copy, the real file it stands in for).
+    files: Vec<(PathBuf, &'static str)>,
+}
+
+/// True when `/etc/<db>` has an entry named `name` or (field 3) `id`.
+fn taken(db: &str, name: &str, id: u32) -> bool {
+    fs::read_to_string(db).unwrap().lines().any(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        f.first() == Some(&name) || f.get(2) == Some(&id.to_string().as_str())
+    })
 }
 
 impl TestUser {
-    fn create(home_root: &Path) -> Self {
-        let name = format!("ykotp{}", std::process::id() % 100_000);
-        let exists = Command::new("getent")
-            .args(["passwd", &name])
-            .output()
-            .unwrap();
-        assert!(
-            !exists.status.success(),
-            "user {name} already exists: not touching it"
-        );
-        let home = home_root.join(&name);
-        let out = Command::new("useradd")
-            .args([
-                "--system",
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/bin/sh",
-            ])
-            .arg("--home-dir")
-            .arg(&home)
-            .args(["--password", PASSWORD_HASH])
-            .arg(&name)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let user = Self { name, home };
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id")
-                .arg(flag)
-                .arg(&user.name)
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        let ssh_dir = user.home.join(".ssh");
+    fn create(dir: &Path) -> Self {
+        let pid = std::process::id() % 100_000;
+        let name = format!("ykotp{pid}");
+        let uid = (0..100)
+            .map(|i| 40_000 + (pid + i * 7919) % 20_000)
+            .find(|&id| !taken("/etc/passwd", &name, id) && !taken("/etc/group", &name, id))
+            .expect("no free uid in 40000..60000");
+        let home = dir.join("home").join(&name);
+        let days = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let lines = [
+            (
+                "/etc/passwd",
+                format!("{name}:x:{uid}:{uid}::{}:/bin/sh\n", home.display()),
+                0o644,
+            ),
+            (
+                "/etc/shadow",
+                format!("{name}:{PASSWORD_HASH}:{days}:0:99999:7:::\n"),
+                0o600,
+            ),
+            ("/etc/group", format!("{name}:x:{uid}:\n"), 0o644),
+        ];
+        let etc = dir.join("user-db");
+        fs::create_dir(&etc).unwrap();
+        let mut files = Vec::new();
+        for (real, line, mode) in lines {
+            let mut text = fs::read_to_string(real).unwrap();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            let copy = etc.join(Path::new(real).file_name().unwrap());
+            fs::write(&copy, text).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+            files.push((copy, real));
+        }
+        let ssh_dir = home.join(".ssh");
         fs::create_dir_all(&ssh_dir).unwrap();
-        fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
-        std::os::unix::fs::chown(&user.home, Some(uid), Some(gid)).unwrap();
-        std::os::unix::fs::chown(&ssh_dir, Some(uid), Some(gid)).unwrap();
-        user
+        std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+        std::os::unix::fs::chown(&ssh_dir, Some(uid), Some(uid)).unwrap();
+        Self { name, home, files }
     }
 
     fn authorize(&self, pubkey: &str) {
@@ -225,15 +251,6 @@ impl TestUser {
         let meta = fs::metadata(self.home.join(".ssh")).unwrap();
         use std::os::unix::fs::MetadataExt;
         std::os::unix::fs::chown(&f, Some(meta.uid()), Some(meta.gid())).unwrap();
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let out = Command::new("userdel").arg(&self.name).output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("userdel {} failed: {out:?}", self.name);
-        }
     }
 }
 
@@ -362,7 +379,7 @@ fn keygen(path: &Path) -> String {
 fn site() -> Site {
     let w = World::new();
     let dir = w.dir.path().to_path_buf();
-    let user = TestUser::create(&dir.join("home"));
+    let user = TestUser::create(&dir);
     let key = TestKey::new(21);
     w.add_key(&key, Counter::new(1, 0));
     w.write_authfile(&format!("# test mapping\n{}:{}\n", user.name, key.id));
@@ -475,14 +492,31 @@ impl Site {
             let log = self.dir.join("sshd.log");
             let _ = fs::remove_file(&log);
             let _lock = WrapperLock::take();
-            let child = Command::new(SSHD)
+            // sshd in a private mount namespace, where the test user's
+            // passwd/shadow/group copies stand over the real files; the
+            // preload is set for sshd only (not for unshare, sh, mount).
+            let mut cmd = Command::new(UNSHARE);
+            cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+                .arg(
+                    "set -e\n\
+                     while [ \"$1\" != -- ]; do mount --bind \"$1\" \"$2\"; shift 2; done\n\
+                     shift\n\
+                     exec env LD_PRELOAD=\"$YKOTP_PRELOAD\" \"$@\"",
+                )
+                .arg("sh");
+            for (copy, real) in &self.user.files {
+                cmd.arg(copy).arg(real);
+            }
+            let child = cmd
+                .arg("--")
+                .arg(SSHD)
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")
                 .arg(&config)
                 .env_clear()
                 .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                .env("LD_PRELOAD", PAM_WRAPPER)
+                .env("YKOTP_PRELOAD", PAM_WRAPPER)
                 .env("PAM_WRAPPER", "1")
                 .env("PAM_WRAPPER_SERVICE_DIR", &self.pam_dir)
                 .env("PAM_WRAPPER_DEBUGLEVEL", "2")
@@ -639,16 +673,12 @@ impl Site {
 #[test]
 fn real_openssh_key_then_otp_and_password_otp() {
     if !is_root() {
-        eprintln!("SKIP: the OpenSSH end-to-end test needs root (sshd, useradd, /run/sshd)");
+        eprintln!(
+            "SKIP: the OpenSSH end-to-end test needs root (sshd, unshare --mount, /run/sshd)"
+        );
         return;
     }
-    for tool in [
-        SSHD,
-        SSH,
-        "/usr/sbin/useradd",
-        "/usr/bin/ssh-keygen",
-        PAM_WRAPPER,
-    ] {
+    for tool in [SSHD, SSH, UNSHARE, "/usr/bin/ssh-keygen", PAM_WRAPPER] {
         if !Path::new(tool).exists() {
             eprintln!("SKIP: {tool} is not installed");
             return;

@@ -699,9 +699,13 @@ fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
             fs::create_dir_all(d).unwrap();
         }
         fs::copy("/usr/share/pam-configs/unix", configs.join("unix")).unwrap();
+        // Where the packages put it: out of pam-auth-update's sight until
+        // `ykmap enable` installs it.
+        let source = root.join("usr/share/pam_yubiotp/pam-configs");
+        fs::create_dir_all(&source).unwrap();
         fs::copy(
             repo().join("etc/pam-configs/yubiotp"),
-            configs.join("yubiotp"),
+            source.join("yubiotp"),
         )
         .unwrap();
         fs::write(
@@ -713,13 +717,7 @@ fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
         )
         .unwrap();
     }
-    let out = Command::new(tool)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("DEBCONF_SYSTEMRC", root.join("debconf.conf"))
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    let out = private_debconf(Command::new(tool).arg("--root").arg(root).args(args), root)
         .output()
         .unwrap();
     assert!(
@@ -728,6 +726,28 @@ fn pam_auth_update(args: &[&str], root: &Path) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some(fs::read_to_string(pamd.join("common-auth")).unwrap())
+}
+
+/// pam-auth-update (or ykmap running it) with the private debconf database.
+fn private_debconf<'a>(cmd: &'a mut Command, root: &Path) -> &'a mut Command {
+    cmd.env("DEBCONF_SYSTEMRC", root.join("debconf.conf"))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+/// `ykmap enable --root ROOT --config CONFIG`.
+fn ykmap_enable(root: &Path, config: &Path) -> std::process::Output {
+    private_debconf(
+        Command::new(env!("CARGO_BIN_EXE_yubiotp-test-ykmap"))
+            .arg("enable")
+            .arg("--root")
+            .arg(root)
+            .arg("--config")
+            .arg(config),
+        root,
+    )
+    .output()
+    .unwrap()
 }
 
 #[test]
@@ -745,14 +765,55 @@ fn pam_auth_update_profile() {
         !stock.contains("pam_yubiotp"),
         "not enabled by default:\n{stock}"
     );
-    let enabled = pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
+    let mut f = fixture();
+
+    // An unconfigured install (the example config: cloud mode, no id) would
+    // refuse every login once enabled, so `ykmap enable` refuses to enable
+    // it and changes nothing: the profile stays out of pam-auth-update's
+    // sight, and password logins go on as before, with and without a key.
+    let unconfigured = f.w.dir.path().join("unconfigured.toml");
+    fs::copy(repo().join("etc/yubiotp.toml"), &unconfigured).unwrap();
+    fs::set_permissions(&unconfigured, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = ykmap_enable(root.path(), &unconfigured);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("profile was not installed"), "{stderr}");
+    assert!(stdout.contains("id"), "names what is missing: {stdout}");
+    assert!(!root.path().join("usr/share/pam-configs/yubiotp").exists());
+    let after_refusal = pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
+    assert_eq!(
+        after_refusal, stock,
+        "pam-auth-update cannot see the profile"
+    );
+    f.w.service("common-auth", &after_refusal);
+    f.w.service("sudo", &localize_includes(&f.w, STOCK_SUDO));
+    ok(&run(&f, "sudo", "alice", &[ALICE_PW]), &[PW_PROMPT]);
+    ok(&run(&f, "sudo", "carol", &[CAROL_PW]), &[PW_PROMPT]);
+
+    // Configured (the fixture's local mode, keys and mapping): enabled,
+    // with the checked config as the module's argument.
+    let out = ykmap_enable(root.path(), &f.w.config());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let enabled = fs::read_to_string(pamd.join("common-auth")).unwrap();
     let line = enabled
         .lines()
         .find(|l| l.contains("pam_yubiotp.so"))
         .unwrap_or_else(|| panic!("enabled:\n{enabled}"));
+    let config_arg = format!("config={}", f.w.config().display());
     assert!(
-        line.split_whitespace()
-            .eq(["auth", "required", "pam_yubiotp.so", "nullok"]),
+        line.split_whitespace().eq([
+            "auth",
+            "required",
+            "pam_yubiotp.so",
+            "nullok",
+            config_arg.as_str()
+        ]),
         "{line}"
     );
     let unix = enabled.find("pam_unix.so").unwrap();
@@ -763,12 +824,10 @@ fn pam_auth_update_profile() {
     );
 
     // The generated common-auth under Debian's stock sudo stack.
-    let mut f = fixture();
     f.w.service(
         "common-auth",
-        &enabled.replace("pam_yubiotp.so", "@MODULE@ @CONFIG@"),
+        &enabled.replace("pam_yubiotp.so", "@MODULE@"),
     );
-    f.w.service("sudo", &localize_includes(&f.w, STOCK_SUDO));
     let otp = f.alice.next();
     ok(
         &run(&f, "sudo", "alice", &[ALICE_PW, &otp]),
@@ -792,6 +851,21 @@ fn pam_auth_update_profile() {
     pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
     let removed = pam_auth_update(&["--remove", "yubiotp"], root.path()).unwrap();
     assert!(!removed.contains("pam_yubiotp"), "{removed}");
+    // `ykmap disable` takes it out and deletes the profile.
+    pam_auth_update(&["--enable", "yubiotp"], root.path()).unwrap();
+    let out = private_debconf(
+        Command::new(env!("CARGO_BIN_EXE_yubiotp-test-ykmap"))
+            .arg("disable")
+            .arg("--root")
+            .arg(root.path()),
+        root.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let disabled = fs::read_to_string(pamd.join("common-auth")).unwrap();
+    assert!(!disabled.contains("pam_yubiotp"), "{disabled}");
+    assert!(!root.path().join("usr/share/pam-configs/yubiotp").exists());
     // The system's own debconf database was not touched.
     assert_eq!(
         fs::read("/var/cache/debconf/config.dat").ok(),

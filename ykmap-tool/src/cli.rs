@@ -40,6 +40,13 @@ pub struct GlobalArgs {
     /// Counter state directory (overrides `local.statedir`)
     #[arg(long, global = true, value_name = "DIR")]
     pub statedir: Option<PathBuf>,
+    /// Machine-readable output on stdout (map list, key list, counter show,
+    /// check); field names are documented in ykmap(8) and stable
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Quiet: no remarks on stderr (warnings and errors are still shown)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// The commands.
@@ -74,6 +81,27 @@ pub enum Command {
     ///
     /// Prints one line per problem found and exits 1 if there is any.
     Check(CheckArgs),
+    /// Install and enable the pam-auth-update profile, once the setup works
+    ///
+    /// Runs every check of `ykmap check` first and changes nothing while
+    /// any problem is left (an enabled but broken configuration refuses
+    /// every login). Then writes the profile to /usr/share/pam-configs
+    /// (with --config, --authfile, --keystore, --statedir as module
+    /// arguments) and runs `pam-auth-update --enable yubiotp`.
+    Enable(EnableArgs),
+    /// Disable and remove the pam-auth-update profile
+    ///
+    /// Runs `pam-auth-update --remove yubiotp`, then deletes
+    /// /usr/share/pam-configs/yubiotp.
+    Disable(EnableArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish)
+    ///
+    /// The packages install them; by hand: `ykmap completions bash >
+    /// /usr/share/bash-completion/completions/ykmap`.
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// A software YubiKey, for demos and tests
     #[command(subcommand)]
     Softkey(SoftkeyCmd),
@@ -284,13 +312,17 @@ pub enum ModhexCmd {
         #[arg(long)]
         hex: bool,
     },
-    /// Decode modhex to text (or to hex with --hex)
+    /// Decode modhex to hex (a public id's bytes, as admins convert them),
+    /// or to text with --text
     Decode {
         /// The modhex
         text: String,
-        /// Print hex instead of text
-        #[arg(long)]
+        /// Print hex (the default; kept for scripts)
+        #[arg(long, conflicts_with = "text_out")]
         hex: bool,
+        /// Print the bytes as text instead of hex
+        #[arg(long = "text", id = "text_out")]
+        text_out: bool,
     },
 }
 
@@ -307,7 +339,8 @@ pub struct SerialArgs {
 pub struct VerifyArgs {
     /// The login name
     pub user: String,
-    /// The OTP (prompted for, echo off, when omitted)
+    /// The OTP ("-": read from standard input; prompted for, echo off,
+    /// when omitted)
     pub otp: Option<String>,
     /// Pass `debug` to the module (more log lines on stderr)
     #[arg(long)]
@@ -324,6 +357,17 @@ pub struct CheckArgs {
     /// checked against libpam's line length limit
     #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
     pub pamdir: std::path::PathBuf,
+}
+
+/// `ykmap enable`, `ykmap disable`
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// The system root (pam-auth-update --root; for images and tests)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The profile to install [default: <root>/usr/share/pam_yubiotp/pam-configs/yubiotp]
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
 }
 
 /// `ykmap softkey …`

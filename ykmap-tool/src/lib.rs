@@ -11,6 +11,7 @@
 //!           key ─► import (pure parsers) ─► pam_yubiotp::store::{KeyStore, CounterStore}
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!           check --online ─► cmd::check::online ─► pam_yubiotp::backend::cloud::CloudValidator
+//!           enable ─► check's audit, then the profile + pam-auth-update
 //!           ssh check ─► ssh (runs sshd -T, reads /etc/pam.d/sshd, pure checks)
 //!           migrate ─► pam_yubiotp::config::compat (pam_yubico's options) ─► locked_edit
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
@@ -38,9 +39,24 @@ pub fn warn(msg: &str) {
     eprintln!("ykmap: warning: {msg}");
 }
 
-/// Prints a remark on stderr.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True with `--json`.
+pub fn json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints a remark on stderr (not with `-q`).
 pub fn note(msg: &str) {
-    eprintln!("ykmap: note: {msg}");
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("ykmap: note: {msg}");
+    }
+}
+
+/// Prints `value` as one line of JSON on stdout (`--json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 /// Runs the parsed command line.
@@ -49,6 +65,8 @@ pub fn note(msg: &str) {
 /// The command's [`error::CliError`].
 pub fn run(cli: &Cli) -> CliResult {
     let g = &cli.global;
+    QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
+    JSON.store(g.json, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
         Command::Map(cmd) => cmd::map::run(cmd, &settings::load(g)?),
         Command::Key(cmd) => cmd::key::run(cmd, &settings::load(g)?),
@@ -58,6 +76,19 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Serial(args) => cmd::otp::run_serial(args),
         Command::Verify(args) => cmd::verify::run(args, &settings::load_raw(g)?),
         Command::Check(args) => cmd::check::run(args, g),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // clap_complete panics when its writer fails; a Vec never does,
+            // and the write to stdout (a closed pipe) is an error here.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ykmap", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(|e| error::CliError::failed(format!("stdout: {e}")))
+        }
+        Command::Enable(args) => cmd::enable::run_enable(args, g),
+        Command::Disable(args) => cmd::enable::run_disable(args),
         Command::Softkey(cmd) => cmd::softkey::run(cmd, g),
         Command::Ssh(cmd) => cmd::ssh::run(cmd),
         Command::Migrate(args) => cmd::migrate::run(args, g),

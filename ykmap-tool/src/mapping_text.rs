@@ -50,6 +50,28 @@ pub fn validate_user(user: &str) -> CliResult<()> {
 /// # Errors
 /// An input error naming the id (public ids are not secret).
 pub fn parse_pubid(text: &str, token_id_length: usize) -> CliResult<PublicId> {
+    // A whole OTP (or more than an id) pasted where the id belongs: name
+    // the id, never echo the encrypted part after it.
+    let modhex = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b"cbdefghijklnrtuv".contains(&b.to_ascii_lowercase()));
+    if modhex && text.len() > token_id_length {
+        let id = text.get(..token_id_length).unwrap_or_default();
+        return Err(CliError::input(if text.len() == token_id_length + 32 {
+            format!(
+                "that is a whole OTP ({} characters); the public id is the first \
+                 {token_id_length} characters: {id}",
+                text.len()
+            )
+        } else {
+            format!(
+                "a public id has {token_id_length} characters (token_id_length), this has {}; \
+                 if it starts with the id, that is {id}",
+                text.len()
+            )
+        }));
+    }
     let shown = pam_yubiotp::audit::escape(text, 40);
     let id = PublicId::from_modhex(text).map_err(|e| {
         let why = match e {

@@ -24,10 +24,94 @@ pub mod online;
 /// # Errors
 /// Problems found (exit 1).
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
+    let problems = audit(args, g)?;
+    next_step(&problems, &args.pamdir);
+    let (loaded, cfg_err) = settings::load_for_check(g)?;
+    if crate::json() {
+        // {"ok", "config_loads", "problems": [text, …]}; the exit status
+        // is the same as without --json.
+        crate::print_json(&serde_json::json!({
+            "ok": problems.is_empty(),
+            "config_loads": cfg_err.is_none(),
+            "problems": problems,
+        }));
+    }
+    if cfg_err.is_some() {
+        if !crate::json() {
+            for p in &problems {
+                println!("{p}");
+            }
+        }
+        // Exit 2: the configuration itself does not load.
+        return Err(CliError::input(format!(
+            "{}: the configuration does not load ({} problem(s) found)",
+            loaded.path.display(),
+            problems.len()
+        )));
+    }
+    finish(&problems)
+}
+
+/// A hint for a TOML file that does not parse because a string value was
+/// written without quotes (`mode = local`): the line and how to write it.
+fn unquoted_hint(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().enumerate().take(10_000).find_map(|(n, line)| {
+        let (key, value) = line.split_once('=')?;
+        let (key, value) = (key.trim(), value.trim());
+        let bare = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+            && !matches!(value, "true" | "false" | "inf" | "nan");
+        (bare && !key.starts_with('#') && !key.is_empty()).then(|| {
+            format!(
+                "{}:{}: hint: TOML strings need quotes: write {key} = \"{value}\"",
+                path.display(),
+                n + 1
+            )
+        })
+    })
+}
+
+/// Says which setup step is missing, on stderr: fixing the problems found,
+/// or installing and enabling the pam-auth-update profile (`ykmap enable`,
+/// which refuses while any problem is left).
+fn next_step(problems: &[String], pamdir: &Path) {
+    let root = pamdir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("/"));
+    let profile = root.join(crate::cmd::enable::PROFILE_DIR).join("yubiotp");
+    if !problems.is_empty() {
+        note(&format!(
+            "step missing: fix the problems listed; `ykmap enable` (which installs the \
+             pam-auth-update profile {}) refuses until there are none",
+            profile.display()
+        ));
+    } else if !profile.exists() {
+        note(&format!(
+            "step missing: the pam-auth-update profile {} is not installed: run `ykmap \
+             enable` to install and enable it (or add pam_yubiotp.so to a PAM stack by hand)",
+            profile.display()
+        ));
+    }
+}
+
+/// Every problem `check` finds, without printing them.
+///
+/// # Errors
+/// When the command line's paths cannot be used.
+pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
     let mut problems: Vec<String> = Vec::new();
     let (loaded, cfg_err) = settings::load_for_check(g)?;
     match &cfg_err {
-        Some(e) => problems.push(e.to_string()),
+        Some(e) => {
+            problems.push(e.to_string());
+            if let Some(hint) = unquoted_hint(&loaded.path) {
+                problems.push(hint);
+            }
+        }
         None if loaded.file.is_none() => note(&format!(
             "{} does not exist: built-in defaults are used",
             loaded.path.display()
@@ -59,7 +143,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         Ok(s) => s,
         Err(e) => {
             problems.push(e.to_string());
-            return finish(&problems);
+            return Ok(problems);
         }
     };
 
@@ -72,6 +156,14 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
                     problems.push(format!("{}:{}: {}", path.display(), p.line, p.reason));
                 }
                 for e in &m.entries {
+                    if matches!(nix::unistd::User::from_name(&e.user), Ok(None)) {
+                        warn(&format!(
+                            "{}: user {} is not in the passwd database (the mapping is \
+                             unused until the user exists)",
+                            path.display(),
+                            e.user
+                        ));
+                    }
                     for k in &e.keys {
                         let users = mapped.entry(*k).or_default();
                         if !users.contains(&e.user) {
@@ -109,7 +201,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
         note("cloud mode: the key store and counter state are not used");
     }
     check_pam_lines(&args.pamdir, &mut problems);
-    finish(&problems)
+    Ok(problems)
 }
 
 /// What is wrong with the setuid verifier at `path` for callers that are
@@ -286,11 +378,15 @@ fn dir_shown(keystore: &std::path::Path) -> String {
 }
 
 fn finish(problems: &[String]) -> CliResult {
-    for p in problems {
-        println!("{p}");
+    if !crate::json() {
+        for p in problems {
+            println!("{p}");
+        }
     }
     if problems.is_empty() {
-        println!("ok: no problems found");
+        if !crate::json() {
+            println!("ok: no problems found");
+        }
         Ok(())
     } else {
         Err(CliError::failed(format!(

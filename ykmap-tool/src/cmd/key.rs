@@ -254,6 +254,22 @@ fn state_text(counters: Option<&CounterStore>, id: &PublicId) -> String {
     }
 }
 
+fn counter_json(c: yubiotp_core::Counter) -> serde_json::Value {
+    serde_json::json!({ "use": c.use_counter(), "session": c.session() })
+}
+
+fn state_json(counters: Option<&CounterStore>, id: &PublicId) -> (&'static str, serde_json::Value) {
+    let Some(c) = counters else {
+        return ("unavailable", serde_json::Value::Null);
+    };
+    match c.read(id) {
+        Ok(counter) => ("ok", counter_json(counter)),
+        Err(StoreError::StateMissing { .. }) => ("missing", serde_json::Value::Null),
+        Err(StoreError::Corrupt { .. }) => ("corrupt", serde_json::Value::Null),
+        Err(_) => ("unreadable", serde_json::Value::Null),
+    }
+}
+
 fn list(settings: &Settings) -> CliResult {
     let keystore = &settings.local.keystore;
     let ks = match Keys::open(keystore) {
@@ -268,6 +284,26 @@ fn list(settings: &Settings) -> CliResult {
         Err(e) => return Err(store_failed(&e)),
     };
     let counters = CounterStore::open(&settings.local.statedir).ok();
+    if crate::json() {
+        // {"keys": [{"public_id", "serial" (number or null), "state"
+        // ("ok", "missing", "corrupt", "unreadable", "unavailable"),
+        // "counter" ({"use", "session"} or null)}]}
+        let keys: Vec<_> = ks
+            .ids()
+            .into_iter()
+            .map(|id| {
+                let (state, counter) = state_json(counters.as_ref(), &id);
+                serde_json::json!({
+                    "public_id": id.to_string(),
+                    "serial": public_id_to_serial(&id),
+                    "state": state,
+                    "counter": counter,
+                })
+            })
+            .collect();
+        crate::print_json(&serde_json::json!({ "keys": keys }));
+        return Ok(());
+    }
     for id in ks.ids() {
         println!(
             "{id}  serial={}  {}",
@@ -410,9 +446,19 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
             let counters =
                 CounterStore::open(&settings.local.statedir).map_err(|e| store_failed(&e))?;
             let c = counters.read(&id).map_err(|e| store_failed(&e))?;
-            match crate::cmd::shared::show(&settings, &id)? {
-                Some(shared) => println!("{id}  {c}  shared {shared}"),
-                None => println!("{id}  {c}"),
+            let shared = crate::cmd::shared::show(&settings, &id)?;
+            if crate::json() {
+                // {"public_id", "counter": {"use", "session"}, "shared": text|null}
+                crate::print_json(&serde_json::json!({
+                    "public_id": id.to_string(),
+                    "counter": counter_json(c),
+                    "shared": shared,
+                }));
+            } else {
+                match shared {
+                    Some(shared) => println!("{id}  {c}  shared {shared}"),
+                    None => println!("{id}  {c}"),
+                }
             }
             Ok(())
         }

@@ -212,7 +212,25 @@ fn print_user(user: &str, keys: &[yubiotp_core::PublicId]) {
     println!("{user}:{}", ids.join(":"));
 }
 
+fn user_json(user: &str, keys: &[yubiotp_core::PublicId]) -> serde_json::Value {
+    let ids: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    serde_json::json!({ "user": user, "public_ids": ids })
+}
+
+/// `map list --json`: `{"mappings": [{"user": …, "public_ids": […]}]}`.
+fn print_users(json: bool, users: &[(&str, &[yubiotp_core::PublicId])]) {
+    if json {
+        let list: Vec<_> = users.iter().map(|(u, k)| user_json(u, k)).collect();
+        crate::print_json(&serde_json::json!({ "mappings": list }));
+    } else {
+        for (u, k) in users {
+            print_user(u, k);
+        }
+    }
+}
+
 fn list(settings: &Settings, user: Option<&str>) -> CliResult {
+    let json = crate::json();
     if let Some(u) = user {
         mapping_text::validate_user(u)?;
     }
@@ -225,14 +243,16 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
             let users = mapping_text::users(&m);
             match user {
                 None => {
-                    for (u, keys) in &users {
-                        print_user(u, keys);
-                    }
+                    let all: Vec<(&str, &[yubiotp_core::PublicId])> = users
+                        .iter()
+                        .map(|(u, k)| (u.as_str(), k.as_slice()))
+                        .collect();
+                    print_users(json, &all);
                     Ok(())
                 }
                 Some(u) => match users.iter().find(|(name, _)| name == u) {
                     Some((_, keys)) if !keys.is_empty() => {
-                        print_user(u, keys);
+                        print_users(json, &[(u, keys.as_slice())]);
                         Ok(())
                     }
                     _ => Err(CliError::failed(format!(
@@ -246,7 +266,7 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
             let pw = known_user(u)?;
             match mapping::keys_from_user_file(&pw, settings.token_id_length) {
                 KeyLookup::Keys(keys) => {
-                    print_user(u, &keys);
+                    print_users(json, &[(u, keys.as_slice())]);
                     Ok(())
                 }
                 KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{u}: {why}"))),

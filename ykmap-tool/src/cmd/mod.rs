@@ -2,6 +2,7 @@
 //! arguments.
 
 pub mod check;
+pub mod enable;
 pub mod key;
 pub mod map;
 pub mod migrate;

@@ -125,17 +125,23 @@ pub fn run_modhex(cmd: &ModhexCmd) -> CliResult {
             };
             println!("{}", modhex::encode(&bytes));
         }
-        ModhexCmd::Decode { text, hex } => {
+        ModhexCmd::Decode {
+            text,
+            hex: _,
+            text_out,
+        } => {
             let bytes = modhex::decode(text.trim())
                 .map_err(|e| CliError::input(format!("not modhex: {e}")))?;
-            if *hex {
+            if !*text_out {
                 println!("{}", yubiotp_core::hex::encode(&bytes));
             } else {
                 let s = String::from_utf8(bytes)
                     .ok()
                     .filter(|s| !s.chars().any(char::is_control))
                     .ok_or_else(|| {
-                        CliError::input("the decoded bytes are not printable text; use --hex")
+                        CliError::input(
+                            "the decoded bytes are not printable text; leave out --text for hex",
+                        )
                     })?;
                 println!("{s}");
             }

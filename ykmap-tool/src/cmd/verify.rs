@@ -40,10 +40,14 @@ pub fn run(args: &VerifyArgs, loaded: &Loaded) -> CliResult {
     if args.debug {
         module_args.push("debug".to_string());
     }
-    let answer = args
-        .otp
-        .as_ref()
-        .map(|o| SecretBytes::new(o.trim().as_bytes().to_vec()));
+    // "-": the OTP's line from standard input (never in the process list).
+    let answer = match &args.otp {
+        Some(o) => {
+            let otp = crate::input::SecretInput::new().get(o, "OTP")?;
+            Some(SecretBytes::new(otp.trim().as_bytes().to_vec()))
+        }
+        None => None,
+    };
     let mut host = TtyHost::new(&args.user, answer);
     let outcome = session::authenticate(&mut host, &module_args);
     let pam = outcome.pam_code();
