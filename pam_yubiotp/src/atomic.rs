@@ -320,6 +320,18 @@ fn check_fsize(path: &Path, len: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// True when a file may grow to `end` bytes under the caller's
+/// `RLIMIT_FSIZE` soft limit (false also when the limit can't be read), for
+/// writes that do not go through this module (appending to `debug_file`).
+#[must_use]
+pub fn fsize_allows(end: u64) -> bool {
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_FSIZE) {
+        Ok((soft, _)) => soft == nix::libc::RLIM_INFINITY || end <= soft,
+        Err(_) => false,
+    }
+}
+
 /// Durably replaces `target` (in `dir`) with `contents`: a new temp file
 /// `dir/<prefix><random>` (`O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC`,
 /// mode 0600), `fchown`/`chmod` to `perms`, the `RLIMIT_FSIZE` check,
@@ -373,6 +385,8 @@ impl Lock {
     fn note_temp(&self, name: &str) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
         let fail = |e| io_error(Path::new(name), "note the temp file in the lock file", e);
+        // A write past RLIMIT_FSIZE would raise SIGXFSZ and kill the host.
+        check_fsize(Path::new(name), name.len())?;
         self._file.set_len(0).map_err(fail)?;
         self._file.write_all_at(name.as_bytes(), 0).map_err(fail)
     }

@@ -326,11 +326,19 @@ mod debug_file {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        let line = format!("pam_yubiotp[{}]: {level:?}: {clean}\n", std::process::id());
+        // Past the caller's RLIMIT_FSIZE the write would raise SIGXFSZ and
+        // kill the host: the line is dropped instead (syslog has it).
+        let end = file
+            .metadata()
+            .map_or(u64::MAX, |m| m.len())
+            .saturating_add(line.len() as u64);
+        if !crate::atomic::fsize_allows(end) {
+            return;
+        }
         // One write per line (O_APPEND keeps concurrent lines whole); a
         // failure to log never changes the outcome.
-        let _ = file.write_all(
-            format!("pam_yubiotp[{}]: {level:?}: {clean}\n", std::process::id()).as_bytes(),
-        );
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
