@@ -12,7 +12,8 @@ use crate::backend::cloud::CloudValidator;
 use crate::config::{self, Settings};
 use crate::engine::{self, Verdict};
 use crate::host::{Host, HostError, Level};
-use crate::mapping::{self, KeyLookup};
+use crate::ldap::LdapSource;
+use crate::mapping::{self, KeyLookup, MappingSource};
 use crate::outcome::Outcome;
 use crate::prompt::{self, Obtained, PromptError};
 
@@ -102,9 +103,17 @@ fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
         Ok(None) => return KeyLookup::UnknownUser,
         Err(e) => return KeyLookup::Unavailable(e),
     };
-    match &settings.authfile {
-        Some(file) => mapping::keys_from_authfile(&pw, file, settings.token_id_length),
-        None => mapping::keys_from_user_file(&pw, settings.token_id_length),
+    source(settings).keys_for(&pw, settings.token_id_length)
+}
+
+/// The one mapping source: LDAP when configured (as in pam_yubico), else
+/// the central file, else the per-user file.
+#[must_use]
+pub fn source(settings: &Settings) -> Box<dyn MappingSource + '_> {
+    match (&settings.ldap, &settings.authfile) {
+        (Some(l), _) => Box::new(LdapSource { settings: l }),
+        (None, Some(file)) => Box::new(mapping::CentralFile(file)),
+        (None, None) => Box::new(mapping::UserFile),
     }
 }
 
