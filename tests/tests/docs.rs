@@ -97,11 +97,10 @@ fn man_page_documents_exactly_the_toml_keys() {
     let mut documented = Vec::new();
     for line in section(&md, "KEYS") {
         if let Some(h) = line.strip_prefix("## ") {
-            prefix = match (h.contains("[cloud]"), h.contains("[local]")) {
-                (true, _) => "cloud.".into(),
-                (_, true) => "local.".into(),
-                _ => String::new(),
-            };
+            prefix = ["cloud", "local", "ldap"]
+                .iter()
+                .find(|s| h.contains(&format!("[{s}]")))
+                .map_or_else(String::new, |s| format!("{s}."));
             continue;
         }
         if line.starts_with('`') {
