@@ -183,10 +183,10 @@ access to * by * read
             {
                 return Ok(s);
             }
-            if let Some(c) = s.child.as_mut() {
-                if let Some(st) = c.try_wait()? {
-                    return Err(io::Error::other(format!("slapd exited: {st}")));
-                }
+            if let Some(c) = s.child.as_mut()
+                && let Some(st) = c.try_wait()?
+            {
+                return Err(io::Error::other(format!("slapd exited: {st}")));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
