@@ -307,8 +307,10 @@ options! {
     ldap_allow_plaintext: bool = false, shown "off";
         args ["ldap_allow_plaintext" Flag]; toml Some("ldap.allow_plaintext"), Bool; parse flag;
         doc "Allow plaintext LDAP (no TLS) to servers that are not on the loopback interface.";
+    // Not pam_yubico's `ldap_connection_timeout` (connect only there): a
+    // name that long would raise shown_name()'s limit for bare tokens.
     ldap_timeout: Timeout = Timeout::default(), shown "5";
-        args ["ldap_connection_timeout" Value]; toml Some("ldap.timeout"), Number; parse timeout;
+        args ["ldap_timeout" Value]; toml Some("ldap.timeout"), Number; parse timeout;
         doc "The deadline of the LDAP step (resolve, connect, TLS, bind, search), in seconds.";
 }
 

@@ -564,6 +564,53 @@ mod tests {
         ));
     }
 
+    fn resolved(toml: &str, args: &[&str]) -> Result<crate::config::Settings, String> {
+        let file = crate::config::parse_file(toml)?;
+        let args = crate::config::parse_args(args).map_err(|e| e.to_string())?;
+        crate::config::resolve(Some(&file), &args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ldap_table_resolves_with_pam_yubico_names_and_rules() {
+        let base = "mode = \"local\"\n[ldap]\nbasedn = \"dc=x\"\nuser_attr = \"uid\"\nyubi_attr = \"yubiKeyId\"\n";
+        let s = resolved(&format!("{base}uri = \"ldaps://a\"\n"), &[]).unwrap();
+        let l = s.ldap.unwrap();
+        assert_eq!(l.uris.len(), 1);
+        assert!(matches!(l.bind, Bind::Anonymous));
+        let s = resolved(
+            &format!("{base}uri = [\"ldap://a\", \"ldaps://b:1636\"]\nbind_user = \"cn=r\"\nbind_password = \"pw-Secret-1\"\n"),
+            &[],
+        )
+        .unwrap();
+        let l = s.ldap.unwrap();
+        assert_eq!(l.uris.len(), 2);
+        assert!(
+            !format!("{l:?}").contains("pw-Secret-1"),
+            "Debug hides the password"
+        );
+        // The PAM line: pam_yubico's names, ldapserver= is a host.
+        let s = resolved(base, &["ldapserver=dir.example", "ldap_starttls"]).unwrap();
+        let l = s.ldap.unwrap();
+        assert_eq!(l.uris[0].to_string(), "ldap://dir.example:389");
+        assert!(l.starttls);
+        for (toml, args, needle) in [
+            (format!("{base}uri = \"ldap://a\"\nbind_user = \"cn=r\"\n"), vec![], "bind_password"),
+            ("mode = \"local\"\n[ldap]\nuri = \"ldap://a\"\nbasedn = \"dc=x\"\nuser_attr = \"uid\"\n".to_string(), vec![], "yubi_attr"),
+            (format!("{base}uri = \"ldap://a\"\nbind_as_user = true\n"), vec![], "not supported"),
+            (base.to_string(), vec!["ldap_uri=ldap://a", "ldap_bind_password=pw-Secret-2"], "never accepted"),
+            (base.to_string(), vec!["ldap_uri=ldap://a", "ldap_clientkeyfile=/k"], "never accepted"),
+            (base.to_string(), vec!["ldap_uri=http://a"], "ldap://"),
+        ] {
+            let e = resolved(&toml, &args).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+            assert!(!e.contains("pw-Secret-2"), "{e}");
+        }
+        assert!(
+            resolved(base, &[]).unwrap().ldap.is_none(),
+            "no uri: no LDAP"
+        );
+    }
+
     #[test]
     fn user_dn_is_escaped() {
         let s = LdapSettings {
