@@ -7,6 +7,7 @@ packages=(
   libpam0g-dev     # links the module (-lpam)
   libpam-wrapper   # runs libpam against private service files, no root needed
   libnss-wrapper   # private passwd/group files for test users
+  libpam-yubico    # pam_yubico(8): the option list the migration table is checked against; the cloud benchmark baseline
   pamtester        # manual smoke tests and benchmarks
   strace           # crash-injection tests (kill at the real rename syscall)
   openssh-server   # the end-to-end test with a real sshd (run as root, on 127.0.0.1)

@@ -90,14 +90,31 @@ impl Child {
     /// stdin (`None`: stdin is `/dev/null`) and stdout collected up to
     /// `stdout_cap` bytes.
     ///
+    /// The program must pass [`crate::fs_policy::check_program`] (root's,
+    /// not writable by others, in a trusted directory chain): the module
+    /// runs it with root's privileges in sshd or sudo.
+    ///
     /// # Errors
-    /// The `spawn` error (`NotFound` for a missing program, ...).
+    /// The `spawn` error (`NotFound` for a missing program, ...), or
+    /// `PermissionDenied` for a program that cannot be trusted.
     pub fn spawn<S: AsRef<OsStr>>(
         program: &Path,
         args: &[S],
         input: Option<Zeroizing<Vec<u8>>>,
         stdout_cap: usize,
     ) -> io::Result<Self> {
+        match crate::fs_policy::check_program(program) {
+            Ok(()) => {}
+            Err(crate::fs_policy::OpenError::NotFound(_)) => {
+                return Err(io::Error::from(io::ErrorKind::NotFound));
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    e.to_string(),
+                ));
+            }
+        }
         // Both ends close-on-exec; std dup2s the child's end onto fd 0.
         let (stdin, theirs) = match &input {
             Some(_) => {
@@ -400,5 +417,38 @@ mod tests {
     fn a_missing_program_is_not_found() {
         let e = Child::spawn(Path::new("/nonexistent/helper"), &["x"], None, 16).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_program_others_can_change_is_not_run() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root to own the test program");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let d = yubiotp_testsupport::tempdir();
+        let prog = d.path().join("helper");
+        std::fs::write(&prog, "#!/bin/sh\necho ran\n").unwrap();
+        for mode in [0o777, 0o775, 0o757] {
+            std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Child::spawn(&prog, &["x"], None, 16).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{mode:o}");
+        }
+        // Not root's.
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&prog, Some(2001), None).unwrap();
+        let e = Child::spawn(&prog, &["x"], None, 16).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        // In a directory others can write.
+        std::os::unix::fs::chown(&prog, Some(0), None).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Child::spawn(&prog, &["x"], None, 16).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Sound: it runs.
+        let f = Child::spawn(&prog, &["x"], None, 16)
+            .unwrap()
+            .run_until(Instant::now() + Duration::from_secs(20));
+        assert_eq!(f.stdout, b"ran\n");
     }
 }

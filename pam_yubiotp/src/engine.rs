@@ -178,7 +178,9 @@ fn held_locally(
 ) -> Result<Option<(KeyStore, CounterStore)>, String> {
     let keys = match KeyStore::load(&settings.local.keystore) {
         Ok(keys) => keys,
-        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => return Ok(None),
+        Err(StoreError::Open(crate::fs_policy::OpenError::NotFound(_))) => {
+            return no_key_store(settings, token);
+        }
         Err(e) => {
             return Err(format!(
                 "the local key store cannot be checked: {}",
@@ -193,6 +195,34 @@ fn held_locally(
         Ok(counters) => Ok(Some((keys, counters))),
         Err(e) => Err(format!(
             "the local counters cannot be updated: {}",
+            describe_store_error(&e)
+        )),
+    }
+}
+
+/// When the key store was not found: the key is not held locally only if
+/// its counter state is absent too. A key store that vanished (or an
+/// `ENOENT` from a failing disk or a path lookup, found by the fault sweep)
+/// while the key's counter state is still there must not let a cloud answer
+/// through without the local counters, or the fallback could accept the
+/// OTP again later.
+fn no_key_store(
+    settings: &Settings,
+    token: &Token,
+) -> Result<Option<(KeyStore, CounterStore)>, String> {
+    let state = CounterStore::open(&settings.local.statedir).and_then(|c| c.read(&token.public_id));
+    match state {
+        Err(
+            StoreError::Open(crate::fs_policy::OpenError::NotFound(_))
+            | StoreError::StateMissing { .. },
+        ) => Ok(None),
+        Ok(_) => Err(format!(
+            "the local key store is missing while {} has counter state",
+            token.public_id
+        )),
+        Err(e) => Err(format!(
+            "the local key store is missing and the counter state of {} cannot be checked: {}",
+            token.public_id,
             describe_store_error(&e)
         )),
     }

@@ -211,6 +211,43 @@ pub fn check_dir_chain(dir: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Checks a program before the module runs it (the resolver helper, the
+/// verifier): a regular file owned by root, not writable by group or
+/// other, in a directory chain that [`check_dir_chain`] trusts. A symlink
+/// is followed only when the directory holding it is trusted too (`/bin/sh`
+/// → `dash`). Hard links are allowed (cargo links its binaries).
+///
+/// # Errors
+/// `NotFound` for a missing program; the first untrusted item otherwise.
+pub fn check_program(path: &Path) -> Result<(), OpenError> {
+    let link_meta = std::fs::symlink_metadata(path).map_err(|e| OpenError::from_io(path, e))?;
+    let untrusted = |v| OpenError::Untrusted(path.to_path_buf(), v);
+    let Some(link_dir) = path.parent() else {
+        return Err(untrusted(Violation::NotRegular("directory")));
+    };
+    check_dir_chain(link_dir)?;
+    let real = if link_meta.file_type().is_symlink() {
+        path.canonicalize()
+            .map_err(|e| OpenError::from_io(path, e))?
+    } else {
+        path.to_path_buf()
+    };
+    let meta = std::fs::symlink_metadata(&real).map_err(|e| OpenError::from_io(&real, e))?;
+    if !meta.file_type().is_file() {
+        return Err(untrusted(Violation::NotRegular(kind_name(&meta))));
+    }
+    if !Owner::Root.allows(meta.uid()) {
+        return Err(untrusted(Violation::Owner(meta.uid(), "root")));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted(Violation::Mode(meta.mode() & 0o7777)));
+    }
+    match real.parent() {
+        Some(dir) => check_dir_chain(dir),
+        None => Err(untrusted(Violation::NotRegular("directory"))),
+    }
+}
+
 /// Opens `path` for reading without following a symlink in its last
 /// component and without blocking on a FIFO, then checks the opened
 /// descriptor against `policy` (and that it is the same inode the path

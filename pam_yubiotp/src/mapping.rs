@@ -249,10 +249,11 @@ fn lookup_in(mapping: &Mapping, user: &str, token_id_length: usize, what: &str) 
     }
 }
 
-/// The keys of `pw` according to the central file `authfile`; only public
-/// ids of `token_id_length` characters can ever match an OTP.
+/// The keys of `user` according to the central file `authfile` (the user
+/// need not be in passwd: virtual users); only public ids of
+/// `token_id_length` characters can ever match an OTP.
 #[must_use]
-pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) -> KeyLookup {
+pub fn keys_from_authfile(user: &str, authfile: &Path, token_id_length: usize) -> KeyLookup {
     let result = authfile
         .parent()
         .map_or(Ok(()), fs_policy::check_dir_chain)
@@ -260,7 +261,7 @@ pub fn keys_from_authfile(pw: &Passwd, authfile: &Path, token_id_length: usize) 
     match result {
         Ok(bytes) => lookup_in(
             &parse_mapping(&bytes),
-            &pw.name,
+            user,
             token_id_length,
             &authfile.display().to_string(),
         ),
@@ -325,28 +326,33 @@ fn read_user_file(pw: &Passwd, path: &Path) -> Result<Option<zeroize::Zeroizing<
 /// each answers the user's keys, "no key" (positively established) or
 /// unavailable, so the `nullok` decision is made once, in the session.
 pub trait MappingSource {
-    /// The keys of `pw`; only public ids of `token_id_length` characters
+    /// The keys of `user`; only public ids of `token_id_length` characters
     /// can ever match an OTP.
-    fn keys_for(&self, pw: &Passwd, token_id_length: usize) -> KeyLookup;
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup;
 }
 
-/// The central `authfile`.
+/// The central `authfile` (virtual users too: no passwd lookup).
 #[derive(Debug)]
 pub struct CentralFile<'a>(pub &'a Path);
 
 impl MappingSource for CentralFile<'_> {
-    fn keys_for(&self, pw: &Passwd, token_id_length: usize) -> KeyLookup {
-        keys_from_authfile(pw, self.0, token_id_length)
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
+        keys_from_authfile(user, self.0, token_id_length)
     }
 }
 
-/// The per-user `~/.yubico/authorized_yubikeys`.
+/// The per-user `~/.yubico/authorized_yubikeys` (the user must be in the
+/// passwd database).
 #[derive(Debug)]
 pub struct UserFile;
 
 impl MappingSource for UserFile {
-    fn keys_for(&self, pw: &Passwd, token_id_length: usize) -> KeyLookup {
-        keys_from_user_file(pw, token_id_length)
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
+        match lookup_user(user) {
+            Ok(Some(pw)) => keys_from_user_file(&pw, token_id_length),
+            Ok(None) => KeyLookup::UnknownUser,
+            Err(e) => KeyLookup::Unavailable(e),
+        }
     }
 }
 

@@ -4,12 +4,24 @@
  *   pam_driver SERVICE USER [--answers FILE] [--silent] [--repeat N]
  *              [--rhost HOST] [--no-conv] [--ops authenticate,setcred,acct_mgmt]
  *              [--confdir DIR] [--wait-for FILE] [--disallow-null]
- *              [--sigchld-ignore]
+ *              [--sigchld-ignore] [--mark]
+ *   pam_driver --serve --confdir DIR
  *
  * --confdir uses pam_start_confdir (Linux-PAM >= 1.4) instead of pam_start,
  * so many drivers can run at once without pam_wrapper. --wait-for blocks
  * after pam_start until FILE exists (at most 60 s): a start line for
  * concurrency tests.
+ *
+ * --mark calls access("/pam_driver-mark/start") right before pam_start and
+ * access("/pam_driver-mark/end") right after pam_end, so a syscall trace
+ * (scripts/faultsweep.sh) can tell the login's calls from the driver's own.
+ *
+ * --serve is a long-running host (scripts/soak.sh): one process doing many
+ * pam_start_confdir/pam_authenticate/pam_end cycles. It prints "ready PID",
+ * then reads requests from stdin, one per line: SERVICE USER HEXANSWER
+ * (one answer for the one prompt; "-" for none), and answers each with
+ * "result SERVICE USER CODE" (CODE of pam_authenticate, or "start CODE"
+ * when pam_start failed). It ends at end of input.
  *
  * Answers: one per prompt, one per line in FILE, hex-encoded so any bytes
  * can be sent. Special lines: NULLRESP (the conversation succeeds but
@@ -129,9 +141,60 @@ static void load_answers(const char *file) {
     fclose(f);
 }
 
+static void free_answers(void) {
+    for (size_t i = 0; i < n_answers; i++)
+        free(answers[i]);
+    free(answers);
+    answers = NULL;
+    n_answers = next_answer = 0;
+}
+
+/* The --serve loop: see the header. */
+static int serve(const char *confdir) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    struct pam_conv pc = {conv, NULL};
+    printf("ready %ld\n", (long)getpid());
+    fflush(stdout);
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        char service[256], user[256], answer[4096];
+        pam_handle_t *h = NULL;
+        int rc;
+        if (sscanf(line, "%255s %255s %4095s", service, user, answer) != 3) {
+            printf("error bad request\n");
+            fflush(stdout);
+            continue;
+        }
+        free_answers();
+        if (strcmp(answer, "-") != 0) {
+            answers = malloc(sizeof *answers);
+            if (answers) {
+                answers[0] = strdup(answer);
+                n_answers = 1;
+            }
+        }
+        rc = pam_start_confdir(service, user, &pc, confdir, &h);
+        if (rc != PAM_SUCCESS) {
+            printf("result %s %s start %d\n", service, user, rc);
+            fflush(stdout);
+            continue;
+        }
+        rc = pam_authenticate(h, 0);
+        pam_end(h, rc);
+        printf("result %s %s %d\n", service, user, rc);
+        fflush(stdout);
+    }
+    free(line);
+    free_answers();
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--serve") && !strcmp(argv[2], "--confdir"))
+        return serve(argv[3]);
     const char *ops = "authenticate", *rhost = NULL, *confdir = NULL, *wait_for = NULL;
-    int flags = 0, repeat = 1, no_conv = 0, sigchld_ignore = 0;
+    int flags = 0, repeat = 1, no_conv = 0, sigchld_ignore = 0, mark = 0;
     if (argc < 3) {
         fprintf(stderr, "usage: pam_driver SERVICE USER [options]\n");
         return 2;
@@ -157,6 +220,8 @@ int main(int argc, char **argv) {
             no_conv = 1;
         else if (!strcmp(argv[i], "--sigchld-ignore"))
             sigchld_ignore = 1;
+        else if (!strcmp(argv[i], "--mark"))
+            mark = 1;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -171,6 +236,8 @@ int main(int argc, char **argv) {
     int fds_before = count_dir("/proc/self/fd");
     struct pam_conv pc = {no_conv ? NULL : conv, NULL};
     pam_handle_t *h = NULL;
+    if (mark)
+        (void)access("/pam_driver-mark/start", F_OK);
     int rc = confdir ? pam_start_confdir(argv[1], argv[2], &pc, confdir, &h)
                      : pam_start(argv[1], argv[2], &pc, &h);
     printf("rc start %d\n", rc);
@@ -210,6 +277,8 @@ int main(int argc, char **argv) {
     }
     free(env);
     pam_end(h, rc);
+    if (mark)
+        (void)access("/pam_driver-mark/end", F_OK);
     printf("threads %d %d\n", threads_before, count_dir("/proc/self/task"));
     printf("fds %d %d\n", fds_before, count_dir("/proc/self/fd"));
     {

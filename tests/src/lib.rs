@@ -43,13 +43,15 @@ pub mod code {
     pub const IGNORE: i32 = 25;
 }
 
-/// The built module, next to the test binary (target/<profile>/deps).
+/// The built module, next to the test binary (target/<profile>/deps), or
+/// in deps/ next to a bin of this crate (target/<profile>).
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
     for cand in [
         deps.join("libpam_yubiotp.so"),
         deps.join("../libpam_yubiotp.so"),
+        deps.join("deps/libpam_yubiotp.so"),
     ] {
         if cand.exists() {
             return cand.canonicalize().unwrap();
@@ -448,7 +450,9 @@ impl World {
         )
     }
 
-    fn command(&self, service: &str, user: &str, opts: &RunOpts) -> Command {
+    /// The command that runs the application as `user` on `service` (for
+    /// harnesses that wait and judge the exit status themselves).
+    pub fn command(&self, service: &str, user: &str, opts: &RunOpts) -> Command {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let answers = self
@@ -570,7 +574,9 @@ fn wait_bounded(
     (t_out.join().unwrap(), t_err.join().unwrap(), status)
 }
 
-fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -> Run {
+/// Parses the application's stdout (and keeps its stderr and exit status)
+/// into a [`Run`].
+pub fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -> Run {
     let mut run = Run {
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),

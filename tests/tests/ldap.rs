@@ -320,7 +320,7 @@ fn server_that_never_answers_hits_the_deadline() {
     let s = setup(
         d,
         &format!(
-            "{}timeout = 1\n",
+            "{}connection_timeout = 1\n",
             DN_STYLE.replace("@URI@", &format!("ldap://127.0.0.1:{port}"))
         ),
         "nullok",

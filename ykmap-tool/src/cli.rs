@@ -80,6 +80,31 @@ pub enum Command {
     /// Check the sshd setup for the supported SSH recipes
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// Translate a PAM service file's pam_yubico.so lines to pam_yubiotp.so
+    ///
+    /// Prints each pam_yubiotp.so line and a yubiotp.toml fragment: id= and
+    /// key= (and the LDAP options) move from the world-readable PAM line to
+    /// the 0600 configuration file. The preview never shows the API key or
+    /// the LDAP bind password; they are written only with --write. Whatever
+    /// can't be translated is named with the reason; then nothing is
+    /// written and the exit status is 1.
+    Migrate(MigrateArgs),
+}
+
+/// `ykmap migrate`
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The PAM service file (e.g. /etc/pam.d/sshd), or - for standard input
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write the fragment to the configuration file (--config; it must not
+    /// exist yet or be empty) and the translated service file to
+    /// FILE.pam_yubiotp, never to FILE itself
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace FILE itself (atomically) instead of writing a copy
+    #[arg(long, requires = "write")]
+    pub in_place: bool,
 }
 
 /// `ykmap ssh …`

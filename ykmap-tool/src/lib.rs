@@ -12,6 +12,7 @@
 //!           verify ─► tty::TtyHost ─► pam_yubiotp::session::authenticate
 //!           check --online ─► cmd::check::online ─► pam_yubiotp::backend::cloud::CloudValidator
 //!           ssh check ─► ssh (runs sshd -T, reads /etc/pam.d/sshd, pure checks)
+//!           migrate ─► pam_yubiotp::config::compat (pam_yubico's options) ─► locked_edit
 //!      ─► exit 0 / 1 (failed) / 2 (usage or input), one line on stderr
 //! ```
 #![forbid(unsafe_code)]
@@ -59,5 +60,6 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Check(args) => cmd::check::run(args, g),
         Command::Softkey(cmd) => cmd::softkey::run(cmd, g),
         Command::Ssh(cmd) => cmd::ssh::run(cmd),
+        Command::Migrate(args) => cmd::migrate::run(args, g),
     }
 }

@@ -19,6 +19,7 @@
 //! name ([`options::describe_unknown`]).
 
 mod args;
+pub mod compat;
 mod file;
 pub mod options;
 mod url;
@@ -264,6 +265,9 @@ pub struct Settings {
     pub debug: bool,
     /// The conversation prompt.
     pub prompt: String,
+    /// `debug_file=`: an existing root-owned file that also gets every log
+    /// line (opened by the session, never created).
+    pub debug_file: Option<PathBuf>,
     /// Non-fatal remarks found while resolving (logged as warnings).
     pub warnings: Vec<String>,
 }
@@ -311,11 +315,40 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
                 .to_string(),
         );
     }
+    if args.url.is_some() && args.urls.is_some() {
+        return Err(ConfigError::new(
+            "url= and urllist= both given: keep urllist= (url= is pam_yubico's older spelling)",
+        ));
+    }
     let mut v: Values = args
         .clone()
         .over(file.cloned().unwrap_or_default())
         .values();
     let ldap = ldap_settings(&mut v)?;
+    if v.verbose_otp {
+        warnings.push(
+            "verbose_otp (pam_yubico) is ignored: the OTP is always read with echo off".to_string(),
+        );
+    }
+    if v.always_prompt {
+        warnings.push(
+            "always_prompt (pam_yubico) is ignored: a user without a key is answered without a prompt".to_string(),
+        );
+    }
+    let debug_file = match v.debug_file {
+        Some(options::DebugFile::File(p)) => Some(p),
+        Some(options::DebugFile::Stdio(name)) => {
+            warnings.push(format!(
+                "debug_file={name} (pam_yubico) is ignored: the module logs to syslog only"
+            ));
+            None
+        }
+        None => None,
+    };
+    let urls = match v.url {
+        Some(u) => vec![u],
+        None => v.urls,
+    };
     if v.token_id_length > 16 {
         warnings.push(format!(
             "token_id_length={} is above 16; most validation servers refuse such OTPs",
@@ -339,7 +372,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
                 )));
             }
         };
-        let mut c = CloudSettings::new(id, auth, v.urls)?;
+        let mut c = CloudSettings::new(id, auth, urls)?;
         c.timeout = v.timeout;
         c.cafile = v.cafile;
         c.capath = v.capath;
@@ -363,6 +396,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         first_pass: v.first_pass,
         debug: v.debug,
         prompt: v.prompt,
+        debug_file,
         warnings,
     })
 }
@@ -372,6 +406,26 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
 fn ldap_settings(v: &mut Values) -> Result<Option<crate::ldap::LdapSettings>, ConfigError> {
     use crate::ldap::{Bind, LdapSettings};
     let Some(uris) = v.ldap_uris.take() else {
+        // An LDAP option without a server would silently leave the files
+        // as the mapping: a configuration error instead.
+        let stray = v.ldap_basedn.is_some()
+            || v.ldap_user_attr.is_some()
+            || v.ldap_yubi_attr.is_some()
+            || v.ldap_yubi_attr_prefix.is_some()
+            || v.ldap_filter.is_some()
+            || v.ldap_bind_user.is_some()
+            || v.ldap_bind_password.is_some()
+            || v.ldap_cacertfile.is_some()
+            || v.ldap_clientcertfile.is_some()
+            || v.ldap_clientkeyfile.is_some()
+            || v.ldap_starttls
+            || v.ldap_allow_plaintext
+            || v.ldap_bind_as_user;
+        if stray {
+            return Err(ConfigError::new(
+                "LDAP options are set but ldap.uri (ldap_uri=) is not: give the server, or remove them",
+            ));
+        }
         return Ok(None);
     };
     let need = |what: &str| ConfigError::new(format!("ldap.uri is set: {what}"));

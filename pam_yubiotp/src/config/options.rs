@@ -225,6 +225,11 @@ options! {
     urls: Vec<ServerUrl> = default_urls(), shown "https://api.yubico.com/wsapi/2.0/verify";
         args ["urllist" Value]; toml Some("cloud.urls"), StrList; parse urls;
         doc "The validation endpoints, asked in parallel.";
+    // pam_yubico's single URL template (`...verify?id=%d&otp=%s`): its part
+    // before `?` becomes the one validation endpoint. PAM line only.
+    url: ServerUrl, shown "none";
+        args ["url" Value]; toml None, Str; parse url_template;
+        doc "pam_yubico's URL template, taken as a one-entry urllist.";
     timeout: Timeout = Timeout::default(), shown "5";
         args ["timeout" Value]; toml Some("cloud.timeout"), Number; parse timeout;
         doc "The deadline of the cloud step, in seconds.";
@@ -260,11 +265,33 @@ options! {
     debug: bool = false, shown "off";
         args ["debug" Flag]; toml Some("debug"), Bool; parse flag;
         doc "Verbose logging.";
+    debug_file: DebugFile, shown "none (syslog only)";
+        args ["debug_file" Value]; toml Some("debug_file"), Str; parse debug_file;
+        doc "An existing root-owned log file that also gets every log line.";
     prompt: String = super::DEFAULT_PROMPT.to_string(), shown "\"YubiKey OTP: \"";
         args ["prompt" Value]; toml Some("prompt"), Str; parse prompt;
         doc "The conversation prompt.";
+    // pam_yubico options kept for drop-in lines: accepted with a warning.
+    verbose_otp: bool = false, shown "off";
+        args ["verbose_otp" Flag]; toml None, Bool; parse flag;
+        doc "pam_yubico's OTP echo: ignored with a warning (the OTP is read with echo off).";
+    always_prompt: bool = false, shown "off";
+        args ["always_prompt" Flag]; toml None, Bool; parse flag;
+        doc "pam_yubico's prompt for keyless users: ignored with a warning.";
+    // pam_yubico options refused as configuration errors naming the fix.
+    alwaysok: Refused, shown "refused";
+        args ["alwaysok" Flag]; toml None, Bool; parse refuse_alwaysok;
+        doc "pam_yubico's presentation mode: refused.";
+    chalresp_path: Refused, shown "refused";
+        args ["chalresp_path" Value]; toml None, Str; parse refuse_chalresp;
+        doc "pam_yubico's challenge-response directory: refused.";
+    mysql: Refused, shown "refused";
+        args ["mysql_server" Value, "mysql_port" Value, "mysql_user" Value,
+            "mysql_password" Value, "mysql_database" Value];
+        toml None, Str; parse refuse_mysql;
+        doc "pam_yubico's MySQL mapping: refused.";
     ldap_uris: Vec<crate::ldap::LdapUri>, shown "none (LDAP not used)";
-        args ["ldap_uri" Value, "ldapserver" Value]; toml Some("ldap.uri"), StrOrList; parse ldap_uris;
+        args ["ldap_uri" Value, "ldapserver" Value, "ldap_server" Value]; toml Some("ldap.uri"), StrOrList; parse ldap_uris;
         doc "LDAP servers (ldap:// or ldaps://), tried in order within one deadline; when set, keys come from LDAP.";
     ldap_basedn: String, shown "none";
         args ["ldapdn" Value]; toml Some("ldap.basedn"), Str; parse ldap_dn;
@@ -310,9 +337,32 @@ options! {
     // Not pam_yubico's `ldap_connection_timeout` (connect only there): a
     // name that long would raise shown_name()'s limit for bare tokens.
     ldap_timeout: Timeout = Timeout::default(), shown "5";
-        args ["ldap_timeout" Value]; toml Some("ldap.timeout"), Number; parse timeout;
+        args ["ldap_timeout" Value]; toml Some("ldap.connection_timeout"), Number; parse timeout;
         doc "The deadline of the LDAP step (resolve, connect, TLS, bind, search), in seconds.";
 }
+
+/// The value of an option that is always refused (never constructed).
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {}
+
+/// Where `debug_file=` sends the module's log lines (besides syslog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebugFile {
+    /// An existing root-owned regular file, opened for appending.
+    File(PathBuf),
+    /// pam_yubico's `stdout`/`stderr`: ignored with a warning (the
+    /// application's terminal or protocol stream is not a log).
+    Stdio(&'static str),
+}
+
+/// The message of `mode=challenge-response` and `chalresp_path=`.
+pub const CHALRESP_REFUSAL: &str = "challenge-response (pam_yubico mode=challenge-response) is not supported; see pam_u2f or use local mode (mode=local with ykmap key add)";
+
+/// The message of `alwaysok`.
+pub const ALWAYSOK_REFUSAL: &str = "pam_yubico's alwaysok disables the second factor; not supported — use a [default=ignore] control or remove the line";
+
+/// The message of `mysql_*`.
+pub const MYSQL_REFUSAL: &str = "pam_yubico's MySQL mapping is not supported; export it to a central authfile (user:pubid:...) and set authfile=";
 
 /// The argument names, flags bare and options as `name=`, in table order.
 #[must_use]
@@ -418,7 +468,11 @@ fn path(_: &str, input: Input<'_>) -> Result<PathBuf, String> {
 }
 
 fn mode(_: &str, input: Input<'_>) -> Result<Mode, String> {
-    Mode::parse(text(&input)?).ok_or_else(|| "must be cloud, client, local or hybrid".into())
+    let t = text(&input)?;
+    if t == "challenge-response" {
+        return Err(CHALRESP_REFUSAL.into());
+    }
+    Mode::parse(t).ok_or_else(|| "must be cloud, client, local or hybrid".into())
 }
 
 fn client_id(_: &str, input: Input<'_>) -> Result<u64, String> {
@@ -477,6 +531,39 @@ fn urls(_: &str, input: Input<'_>) -> Result<Vec<ServerUrl>, String> {
     list.into_iter().map(ServerUrl::parse).collect()
 }
 
+fn url_template(_: &str, input: Input<'_>) -> Result<ServerUrl, String> {
+    let t = text(&input)?;
+    // ykclient fills `%s` with the OTP (and `%d` with the id); pam_yubico
+    // refuses a template without `%s`.
+    let Some((base, query)) = t.split_once('?') else {
+        return Err("must be a template with ?...otp=%s (use urllist= for plain URLs)".into());
+    };
+    if !query.contains("%s") {
+        return Err("must be a template with %s for the OTP".into());
+    }
+    ServerUrl::parse(base)
+}
+
+fn debug_file(_: &str, input: Input<'_>) -> Result<DebugFile, String> {
+    match text(&input)? {
+        "stdout" => Ok(DebugFile::Stdio("stdout")),
+        "stderr" => Ok(DebugFile::Stdio("stderr")),
+        p => path("", Input::Text(p)).map(DebugFile::File),
+    }
+}
+
+fn refuse_alwaysok(_: &str, _: Input<'_>) -> Result<Refused, String> {
+    Err(ALWAYSOK_REFUSAL.into())
+}
+
+fn refuse_chalresp(_: &str, _: Input<'_>) -> Result<Refused, String> {
+    Err(CHALRESP_REFUSAL.into())
+}
+
+fn refuse_mysql(_: &str, _: Input<'_>) -> Result<Refused, String> {
+    Err(MYSQL_REFUSAL.into())
+}
+
 fn timeout(_: &str, input: Input<'_>) -> Result<Timeout, String> {
     let secs = match input {
         Input::Text(t) => t
@@ -526,7 +613,7 @@ fn ldap_uris(name: &str, input: Input<'_>) -> Result<Vec<crate::ldap::LdapUri>, 
             .filter(|u| !u.is_empty())
             .map(|u| {
                 // pam_yubico's ldapserver= is a host name.
-                if name == "ldapserver" && !u.contains("://") {
+                if (name == "ldapserver" || name == "ldap_server") && !u.contains("://") {
                     format!("ldap://{u}")
                 } else {
                     u.to_string()
@@ -609,7 +696,7 @@ mod tests {
         assert_eq!(known_args().first().map(String::as_str), Some("config="));
         assert!(known_args().contains(&"cainfo=".to_string()));
         assert_eq!(known_keys().first(), Some(&"mode"));
-        assert_eq!(known_keys().last(), Some(&"ldap.timeout"));
+        assert_eq!(known_keys().last(), Some(&"ldap.connection_timeout"));
         for o in OPTIONS {
             assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
             assert!(!o.doc.is_empty() && !o.default.is_empty());

@@ -33,10 +33,16 @@ impl ServerUrl {
             return Err("must start with https:// or http:// (value not shown)".into());
         };
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) || !s.is_ascii() {
-            return Err(format!("{s:?}: spaces, control or non-ASCII characters"));
+            return Err(format!(
+                "{}: spaces, control or non-ASCII characters",
+                shown(s)
+            ));
         }
         if rest.contains(['?', '#', '@']) {
-            return Err(format!("{s:?}: user info, query or fragment not allowed"));
+            return Err(format!(
+                "{}: user info, query or fragment not allowed",
+                shown(s)
+            ));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
@@ -45,9 +51,9 @@ impl ServerUrl {
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unclosed IPv6 literal"))?;
+                .ok_or_else(|| format!("{}: unclosed IPv6 literal", shown(s)))?;
             if h.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(format!("{s:?}: bad IPv6 literal"));
+                return Err(format!("{}: bad IPv6 literal", shown(s)));
             }
             (h, after.strip_prefix(':'))
         } else {
@@ -62,7 +68,7 @@ impl ServerUrl {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
         {
-            return Err(format!("{s:?}: bad host name"));
+            return Err(format!("{}: bad host name", shown(s)));
         }
         let port = match port {
             None => {
@@ -76,7 +82,7 @@ impl ServerUrl {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{s:?}: bad port"))?,
+                .ok_or_else(|| format!("{}: bad port", shown(s)))?,
         };
         Ok(Self {
             https,
@@ -94,12 +100,13 @@ impl ServerUrl {
     /// A short reason.
     pub fn parse_proxy(s: &str) -> Result<Self, String> {
         if s.starts_with("socks") {
-            return Err(format!("{s:?}: SOCKS proxies are not supported"));
+            return Err(format!("{}: SOCKS proxies are not supported", shown(s)));
         }
         let url = Self::parse(s)?;
         if url.https {
             return Err(format!(
-                "{s:?}: TLS to the proxy is not supported; use http://host:port (HTTPS targets are tunnelled with CONNECT)"
+                "{}: TLS to the proxy is not supported; use http://host:port (HTTPS targets are tunnelled with CONNECT)",
+                shown(s)
             ));
         }
         Ok(url)
@@ -148,6 +155,18 @@ impl fmt::Display for ServerUrl {
     }
 }
 
+/// `s` quoted for an error message, without any user info: pam_yubico's
+/// proxies may be written `socks5h://user:password@host:1080`.
+fn shown(s: &str) -> String {
+    match s.rsplit_once('@') {
+        Some((before, host)) => {
+            let scheme = before.split_once("://").map_or("", |(sc, _)| sc);
+            format!("\"{scheme}://(user info not shown)@{host}\"")
+        }
+        None => format!("{s:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +201,10 @@ mod tests {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(ServerUrl::parse_proxy("socks5://h:1080").is_err());
+        for secret in ["socks5h://u:Pw-S3cret@h:1080", "http://u:Pw-S3cret@h:3128"] {
+            let e = ServerUrl::parse_proxy(secret).unwrap_err();
+            assert!(!e.contains("Pw-S3cret") && e.contains("@h:"), "{e}");
+        }
         assert!(ServerUrl::parse_proxy("https://proxy:3128").is_err());
         assert!(ServerUrl::parse_proxy("http://proxy:3128").is_ok());
     }

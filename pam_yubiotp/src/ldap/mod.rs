@@ -46,7 +46,7 @@ use crate::secret::SecretBytes;
 use client::Conn;
 use proto::{FilterTemplate, Response, Scope, Search};
 
-/// Default `ldap.timeout`, seconds.
+/// Default `ldap.connection_timeout`, seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
 
 /// One server.
@@ -493,8 +493,10 @@ pub struct LdapSource<'a> {
 }
 
 impl crate::mapping::MappingSource for LdapSource<'_> {
-    fn keys_for(&self, pw: &crate::mapping::Passwd, token_id_length: usize) -> KeyLookup {
-        match query(self.settings, &pw.name) {
+    /// The directory is the authority, as the central file is for
+    /// virtual users: no passwd lookup.
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
+        match query(self.settings, user) {
             Ok(Answer::Entry(f)) => keys_in(
                 &f,
                 self.settings.yubi_attr_prefix.as_deref(),
@@ -605,10 +607,9 @@ mod tests {
             assert!(e.contains(needle), "{e}");
             assert!(!e.contains("pw-Secret-2"), "{e}");
         }
-        assert!(
-            resolved(base, &[]).unwrap().ldap.is_none(),
-            "no uri: no LDAP"
-        );
+        // LDAP options without a server: an error, not the files silently.
+        assert!(resolved(base, &[]).unwrap_err().contains("ldap.uri"));
+        assert!(resolved("mode = \"local\"\n", &[]).unwrap().ldap.is_none());
     }
 
     #[test]

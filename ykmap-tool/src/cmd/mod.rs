@@ -4,6 +4,7 @@
 pub mod check;
 pub mod key;
 pub mod map;
+pub mod migrate;
 pub mod otp;
 pub mod softkey;
 pub mod ssh;

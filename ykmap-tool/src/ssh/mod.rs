@@ -33,6 +33,7 @@ mod checks;
 #[cfg(test)]
 mod fixtures;
 mod pam_stack;
+pub(crate) use pam_stack::fields as pam_fields;
 mod recipe;
 mod runner;
 mod sshd_t;

@@ -168,7 +168,7 @@ fn base_name(file: &str) -> &str {
 
 /// Splits a PAM line into fields; `[…]` groups (control or argument) stay
 /// one field, with `\]` inside kept as `]`.
-fn fields(line: &str) -> Vec<String> {
+pub(crate) fn fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut depth = false;

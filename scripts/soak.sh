@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# An hour-long soak (issue 10, item 8). Not part of CI.
+#
+#   SOAK_MINUTES=60 SOAK_WORKERS=20 scripts/soak.sh
+#
+# Starts two loopback validation servers (testsupport's ykval-mock: one
+# answering OK, one REPLAYED_OTP, both signed) and runs SOAK_WORKERS
+# long-running PAM hosts (the C driver in --serve mode: many
+# pam_start/pam_authenticate/pam_end cycles in one process), each doing
+# mixed logins for SOAK_MINUTES (default 60): local, cloud, hybrid (cloud up
+# and down); fresh, replayed and wrong OTPs, an unknown user, a keyless user
+# under nullok. Reports each host's RSS, open fds and threads after a
+# warm-up and at the end; exits 1 on any unexpected result or growth.
+# Needs root (the module trusts only root-owned files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+minutes=${SOAK_MINUTES:-60}
+workers=${SOAK_WORKERS:-20}
+
+trusted_path() {
+  local d mode
+  d=$(readlink -f "$1")
+  while :; do
+    [ "$(stat -c %u "$d")" = 0 ] || return 1
+    mode=$(stat -c %a "$d")
+    (( 8#$mode & 8#022 )) && return 1
+    [ "$d" = / ] && return 0
+    d=$(dirname "$d")
+  done
+}
+if [ -z "${CARGO_TARGET_DIR:-}" ] && ! trusted_path "$PWD"; then
+  export CARGO_TARGET_DIR=/var/cache/pam_yubiotp-tests/target
+  mkdir -p "$CARGO_TARGET_DIR"
+  chmod 755 /var/cache/pam_yubiotp-tests "$CARGO_TARGET_DIR"
+fi
+target=${CARGO_TARGET_DIR:-$PWD/target}
+
+cargo build --locked -p pam_yubiotp -p yubiotp-tests -p yubiotp-testsupport --bins >&2
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+key='mG5be6ZJU1qBGz24yPh/ESM3UdU=' # testsupport's TEST_KEY_B64
+life=$(( ${minutes%.*} * 60 + 300 ))
+start_mock() { # NAME ARGS...
+  local name=$1; shift
+  "$target/debug/ykval-mock" --key "$key" --port-file "$tmp/$name.port" --max-secs "$life" "$@" >/dev/null &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
+  [ -s "$tmp/$name.port" ] || { echo "soak: ykval-mock $name did not start" >&2; exit 1; }
+  echo "http://127.0.0.1:$(cat "$tmp/$name.port")/wsapi/2.0/verify"
+}
+ok_url=$(start_mock ok)
+replayed_url=$(start_mock replayed --status REPLAYED_OTP)
+
+"$target/debug/yubiotp-soak" --minutes "$minutes" --workers "$workers" \
+  --ok-url "$ok_url" --replayed-url "$replayed_url"
