@@ -20,6 +20,8 @@ packages=(
   mount            # bind mounts in the OpenSSH test's private mount namespace
   debhelper        # make deb: dpkg-buildpackage over debian/
   lintian          # the package test: 0 errors, 0 warnings
+  slapd            # the LDAP mapping tests start their own slapd on 127.0.0.1
+  ldap-utils       # ldapsearch/ldapadd, for debugging those tests
 )
 
 missing=()
@@ -33,6 +35,17 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # slapd's postinst starts the system slapd: the tests never use it (they
+  # run their own on a random port), so one we just installed is stopped and
+  # disabled. A slapd that was there before is left as found.
+  if [[ " ${missing[*]} " == *" slapd "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now slapd >/dev/null 2>&1 || true
+    else
+      $sudo service slapd stop >/dev/null 2>&1 || true
+      $sudo update-rc.d slapd disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -26,6 +26,7 @@ pub mod engine;
 mod ffi;
 pub mod fs_policy;
 pub mod host;
+pub mod ldap;
 pub mod mapping;
 pub mod outcome;
 pub mod privs;

@@ -472,6 +472,40 @@ fn read_user_file(pw: &Passwd, path: &Path) -> Result<Option<zeroize::Zeroizing<
     }
 }
 
+/// A mapping source (ARCHITECTURE: central file, per-user file, LDAP):
+/// each answers the user's keys, "no key" (positively established) or
+/// unavailable, so the `nullok` decision is made once, in the session.
+pub trait MappingSource {
+    /// The keys of `user`; only public ids of `token_id_length` characters
+    /// can ever match an OTP.
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup;
+}
+
+/// The central `authfile` (virtual users too: no passwd lookup).
+#[derive(Debug)]
+pub struct CentralFile<'a>(pub &'a Path);
+
+impl MappingSource for CentralFile<'_> {
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
+        keys_from_authfile(user, self.0, token_id_length)
+    }
+}
+
+/// The per-user `~/.yubico/authorized_yubikeys` (the user must be in the
+/// passwd database).
+#[derive(Debug)]
+pub struct UserFile;
+
+impl MappingSource for UserFile {
+    fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
+        match lookup_user(user) {
+            Ok(Some(pw)) => keys_from_user_file(&pw, token_id_length),
+            Ok(None) => KeyLookup::UnknownUser,
+            Err(e) => KeyLookup::Unavailable(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

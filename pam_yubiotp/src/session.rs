@@ -12,7 +12,8 @@ use crate::backend::cloud::CloudValidator;
 use crate::config::{self, Settings};
 use crate::engine::{self, Verdict};
 use crate::host::{Host, HostError, Level, Log};
-use crate::mapping::{self, KeyLookup};
+use crate::ldap::LdapSource;
+use crate::mapping::{self, KeyLookup, MappingSource};
 use crate::outcome::Outcome;
 use crate::prompt::{self, Obtained, PromptError};
 use crate::secret::SecretBytes;
@@ -233,13 +234,17 @@ fn otp_of<H: Host>(host: &mut H, settings: &Settings) -> Result<SecretBytes, Out
 /// services, as pam_yubico does); passwd is asked only to find a per-user
 /// file's home directory (SPEC §4).
 fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
-    if let Some(file) = &settings.authfile {
-        return mapping::keys_from_authfile(user, file, settings.token_id_length);
-    }
-    match mapping::lookup_user(user) {
-        Ok(Some(pw)) => mapping::keys_from_user_file(&pw, settings.token_id_length),
-        Ok(None) => KeyLookup::UnknownUser,
-        Err(e) => KeyLookup::Unavailable(e),
+    source(settings).keys_for(user, settings.token_id_length)
+}
+
+/// The one mapping source: LDAP when configured (as in pam_yubico), else
+/// the central file, else the per-user file.
+#[must_use]
+pub fn source(settings: &Settings) -> Box<dyn MappingSource + '_> {
+    match (&settings.ldap, &settings.authfile) {
+        (Some(l), _) => Box::new(LdapSource { settings: l }),
+        (None, Some(file)) => Box::new(mapping::CentralFile(file)),
+        (None, None) => Box::new(mapping::UserFile),
     }
 }
 

@@ -691,6 +691,7 @@ fn real_openssh_key_then_otp_and_password_otp() {
         let _copies = WrapperCopies(s.dir.display().to_string());
         key_then_otp(&mut s);
         password_otp(&mut s);
+        ldap_key_then_otp(&mut s);
         // Guards drop here, also on a panic: each sshd (at the end of its
         // function), pam_wrapper's copies, the user and its files, /run/sshd.
     }
@@ -773,6 +774,41 @@ fn key_then_otp(s: &mut Site) {
     s.assert_refused(&sshd, &out);
     let out = s.ssh(&sshd, &s.client_key, methods, Some(&fresh));
     s.assert_in(&sshd, &out);
+}
+
+/// Key, then OTP, with the user's key in a real slapd (issue 18): the
+/// authfile is emptied, so only the directory can grant the key.
+fn ldap_key_then_otp(s: &mut Site) {
+    use yubiotp_testsupport::slapd::{self, PEOPLE};
+    if !slapd::available() {
+        eprintln!("SKIP: slapd is not installed (scripts/setup.sh)");
+        return;
+    }
+    let dir = yubiotp_testsupport::Slapd::start(&format!(
+        "dn: uid={u},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: yubiKeyUser\nuid: {u}\ncn: x\nsn: x\nyubiKeyId: {id}\n\n",
+        u = s.user.name,
+        id = s.key.id
+    ))
+    .unwrap();
+    s.w.write_authfile("");
+    s.w.write_config(&format!(
+        "mode = \"local\"\nauthfile = \"@ETC@/authorized_yubikeys\"\n[local]\nkeystore = \"@ETC@/keys\"\nstatedir = \"@STATE@\"\n[ldap]\nuri = \"{}\"\nbasedn = \"{PEOPLE}\"\nuser_attr = \"uid\"\nyubi_attr = \"yubiKeyId\"\n",
+        dir.uri()
+    ));
+    let sshd = s.start(
+        "etc/sshd_config.d/yubiotp-key-then-otp.conf",
+        "etc/pam.d/sshd.key-then-otp",
+    );
+    let methods = "publickey,keyboard-interactive";
+    let otp = s.key.next();
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&otp));
+    s.assert_in(&sshd, &out);
+    assert_eq!(s.stored(), s.key.counter);
+    // The directory down: no way in, not even with a fresh OTP.
+    drop(dir);
+    let fresh = s.key.next();
+    let out = s.ssh(&sshd, &s.client_key, methods, Some(&fresh));
+    s.assert_refused(&sshd, &out);
 }
 
 fn password_otp(s: &mut Site) {

@@ -16,12 +16,14 @@ pub mod proto;
 pub mod proxy;
 pub mod scratch;
 pub mod server;
+pub mod slapd;
 
 pub use logs::{CapturedLog, pam_wrapper_syslog};
 pub use pki::{CertKind, TestPki};
 pub use proxy::ConnectProxy;
 pub use scratch::{scratch_root, tempdir};
 pub use server::{Behavior, Config, MockServer, Record, RequestSignature};
+pub use slapd::Slapd;
 
 /// The API key of the protocol's published test vectors (base64).
 pub const TEST_KEY_B64: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";

@@ -56,7 +56,8 @@ fn input<'a>(value: &'a DeValue<'_>, ty: TomlType) -> Option<Input<'a>> {
                 .map(Input::Int)
         }
         (TomlType::Number, DeValue::Float(f)) => f.as_str().parse().ok().map(Input::Float),
-        (TomlType::StrList, DeValue::Array(a)) => a
+        (TomlType::StrOrList, DeValue::String(s)) => Some(Input::Text(s)),
+        (TomlType::StrList | TomlType::StrOrList, DeValue::Array(a)) => a
             .iter()
             .map(|v| match v.get_ref() {
                 DeValue::String(s) => Some(&**s),

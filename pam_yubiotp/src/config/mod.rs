@@ -330,6 +330,9 @@ pub struct Settings {
     pub local: LocalSettings,
     /// Shared counters (`[counters]`), when `counters.store` is set.
     pub shared: Option<SharedSettings>,
+    /// LDAP mapping: `Some` when `ldap.uri` is set (then the files are
+    /// not read).
+    pub ldap: Option<crate::ldap::LdapSettings>,
     /// Public id length in modhex characters.
     pub token_id_length: usize,
     /// Let users with no mapped key through (PAM_IGNORE).
@@ -454,10 +457,11 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
             "url= and urllist= both given: keep urllist= (url= is pam_yubico's older spelling)",
         ));
     }
-    let v: Values = args
+    let mut v: Values = args
         .clone()
         .over(file.cloned().unwrap_or_default())
         .values();
+    let ldap = ldap_settings(&mut v)?;
     if v.verbose_otp {
         warnings.push(
             "verbose_otp (pam_yubico) is ignored: the OTP is always read with echo off".to_string(),
@@ -517,6 +521,7 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         None
     };
     Ok(Settings {
+        ldap,
         mode: v.mode,
         authfile: v.authfile,
         cloud,
@@ -541,6 +546,88 @@ pub fn resolve(file: Option<&Layer>, args: &Layer) -> Result<Settings, ConfigErr
         },
         warnings,
     })
+}
+
+/// The `[ldap]` half, checked as a whole (pam_yubico's rules: yubi_attr
+/// and ldapdn always; user_attr or a filter to find the user).
+fn ldap_settings(v: &mut Values) -> Result<Option<crate::ldap::LdapSettings>, ConfigError> {
+    use crate::ldap::{Bind, LdapSettings};
+    let Some(uris) = v.ldap_uris.take() else {
+        // An LDAP option without a server would silently leave the files
+        // as the mapping: a configuration error instead.
+        let stray = v.ldap_basedn.is_some()
+            || v.ldap_user_attr.is_some()
+            || v.ldap_yubi_attr.is_some()
+            || v.ldap_yubi_attr_prefix.is_some()
+            || v.ldap_filter.is_some()
+            || v.ldap_bind_user.is_some()
+            || v.ldap_bind_password.is_some()
+            || v.ldap_cacertfile.is_some()
+            || v.ldap_clientcertfile.is_some()
+            || v.ldap_clientkeyfile.is_some()
+            || v.ldap_starttls
+            || v.ldap_allow_plaintext
+            || v.ldap_bind_as_user;
+        if stray {
+            return Err(ConfigError::new(
+                "LDAP options are set but ldap.uri (ldap_uri=) is not: give the server, or remove them",
+            ));
+        }
+        return Ok(None);
+    };
+    let need = |what: &str| ConfigError::new(format!("ldap.uri is set: {what}"));
+    let basedn = v
+        .ldap_basedn
+        .take()
+        .ok_or_else(|| need("ldap.basedn (ldapdn=) is required"))?;
+    let yubi_attr = v
+        .ldap_yubi_attr
+        .take()
+        .ok_or_else(|| need("ldap.yubi_attr (yubi_attr=) is required"))?;
+    if v.ldap_user_attr.is_none() && v.ldap_filter.is_none() {
+        return Err(need(
+            "ldap.user_attr (user_attr=) or ldap.filter (ldap_filter=) is required",
+        ));
+    }
+    if v.ldap_bind_as_user {
+        return Err(ConfigError::new(
+            "ldap.bind_as_user (ldap_bind_as_user) is not supported yet; use ldap.bind_user with ldap.bind_password, or an anonymous search",
+        ));
+    }
+    let bind = match (v.ldap_bind_user.take(), v.ldap_bind_password.take()) {
+        (None, None) => Bind::Anonymous,
+        (Some(dn), Some(password)) => Bind::Simple { dn, password },
+        (Some(_), None) => {
+            return Err(need(
+                "ldap.bind_user needs ldap.bind_password (in the 0600 config file)",
+            ));
+        }
+        (None, Some(_)) => return Err(need("ldap.bind_password needs ldap.bind_user")),
+    };
+    let client_cert = match (v.ldap_clientcertfile.take(), v.ldap_clientkeyfile.take()) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => {
+            return Err(need(
+                "ldap.clientcertfile and ldap.clientkeyfile go together",
+            ));
+        }
+    };
+    Ok(Some(LdapSettings {
+        uris,
+        basedn,
+        user_attr: v.ldap_user_attr.take(),
+        yubi_attr,
+        yubi_attr_prefix: v.ldap_yubi_attr_prefix.take(),
+        filter: v.ldap_filter.take(),
+        bind,
+        cacertfile: v.ldap_cacertfile.take(),
+        client_cert,
+        starttls: v.ldap_starttls,
+        allow_plaintext: v.ldap_allow_plaintext,
+        timeout: v.ldap_timeout.get(),
+        resolver: v.resolver.clone(),
+    }))
 }
 
 /// The file policy for the TOML file: root-owned, not writable by
@@ -582,10 +669,15 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<Layer>, ConfigErr
         .map_err(|_| ConfigError::new(format!("config file {}: not UTF-8", path.display())))?;
     let raw = parse_file(text)
         .map_err(|e| ConfigError::new(format!("config file {}: {e}", path.display())))?;
-    let secret = match (raw.key.is_some(), raw.counters_password.is_some()) {
-        (true, _) => Some("cloud.key"),
-        (false, true) => Some("counters.password"),
-        (false, false) => None,
+    let secret = match (
+        raw.key.is_some(),
+        raw.counters_password.is_some(),
+        raw.ldap_bind_password.is_some(),
+    ) {
+        (true, _, _) => Some("cloud.key"),
+        (false, true, _) => Some("counters.password"),
+        (false, false, true) => Some("ldap.bind_password"),
+        (false, false, false) => None,
     };
     if let Some(what) = secret {
         let (_, meta) = fs_policy::open_checked(path, &CONFIG_POLICY)

@@ -84,6 +84,8 @@ pub enum TomlType {
     Bool,
     /// An array of strings.
     StrList,
+    /// A string or an array of strings.
+    StrOrList,
 }
 
 impl TomlType {
@@ -96,6 +98,7 @@ impl TomlType {
             Self::Number => "a number",
             Self::Bool => "true or false",
             Self::StrList => "an array of strings",
+            Self::StrOrList => "a string or an array of strings",
         }
     }
 }
@@ -344,6 +347,55 @@ options! {
             "mysql_password" Value, "mysql_database" Value];
         toml None, Str; parse refuse_mysql;
         doc "pam_yubico's MySQL mapping: refused.";
+    ldap_uris: Vec<crate::ldap::LdapUri>, shown "none (LDAP not used)";
+        args ["ldap_uri" Value, "ldapserver" Value, "ldap_server" Value]; toml Some("ldap.uri"), StrOrList; parse ldap_uris;
+        doc "LDAP servers (ldap:// or ldaps://), tried in order within one deadline; when set, keys come from LDAP.";
+    ldap_basedn: String, shown "none";
+        args ["ldapdn" Value]; toml Some("ldap.basedn"), Str; parse ldap_dn;
+        doc "The base DN: the parent of user_attr=USER entries, or where the filter search starts.";
+    ldap_user_attr: String, shown "none";
+        args ["user_attr" Value]; toml Some("ldap.user_attr"), Str; parse ldap_attr;
+        doc "The naming attribute of user entries (DN user_attr=USER,basedn, the user name RFC 4514-escaped).";
+    ldap_yubi_attr: String, shown "none (required with LDAP)";
+        args ["yubi_attr" Value]; toml Some("ldap.yubi_attr"), Str; parse ldap_attr;
+        doc "The attribute holding the user's public ids.";
+    ldap_yubi_attr_prefix: String, shown "none";
+        args ["yubi_attr_prefix" Value]; toml Some("ldap.yubi_attr_prefix"), Str; parse ldap_prefix;
+        doc "Only values starting with this prefix count; the rest of the value is the public id.";
+    ldap_filter: crate::ldap::proto::FilterTemplate, shown "none";
+        args ["ldap_filter" Value]; toml Some("ldap.filter"), Str; parse ldap_filter;
+        doc "A subtree search filter from basedn, %u standing for the user name (equality, presence, &, |, !).";
+    ldap_bind_user: String, shown "none (anonymous)";
+        args ["ldap_bind_user" Value]; toml Some("ldap.bind_user"), Str; parse ldap_dn;
+        doc "The DN of a simple bind (with ldap.bind_password).";
+    // Secret: from the 0600 file only.
+    ldap_bind_password: crate::secret::SecretBytes, shown "none";
+        args ["ldap_bind_password" Value]; toml Some("ldap.bind_password"), Str; parse file_only_secret;
+        doc "The bind password; only in the 0600 config file (refused on the PAM line).";
+    ldap_bind_as_user: bool = false, shown "off";
+        args ["ldap_bind_as_user" Flag]; toml Some("ldap.bind_as_user"), Bool; parse flag;
+        doc "Bind as the user (not supported yet: refused).";
+    ldap_cacertfile: PathBuf, shown "none";
+        args ["ldap_cacertfile" Value]; toml Some("ldap.cacertfile"), Str; parse path;
+        doc "An extra trust anchor file (PEM, root-owned) for LDAP TLS, beside the system roots.";
+    ldap_clientcertfile: PathBuf, shown "none";
+        args ["ldap_clientcertfile" Value]; toml Some("ldap.clientcertfile"), Str; parse path;
+        doc "A client certificate chain (PEM) for LDAP TLS (with ldap.clientkeyfile).";
+    // Names a secret: from the file only.
+    ldap_clientkeyfile: PathBuf, shown "none";
+        args ["ldap_clientkeyfile" Value]; toml Some("ldap.clientkeyfile"), Str; parse file_only_path;
+        doc "The client certificate's key (PEM, root-owned, 0600); only in the config file.";
+    ldap_starttls: bool = false, shown "off";
+        args ["ldap_starttls" Flag]; toml Some("ldap.starttls"), Bool; parse flag;
+        doc "StartTLS on ldap:// servers before binding.";
+    ldap_allow_plaintext: bool = false, shown "off";
+        args ["ldap_allow_plaintext" Flag]; toml Some("ldap.allow_plaintext"), Bool; parse flag;
+        doc "Allow plaintext LDAP (no TLS) to servers that are not on the loopback interface.";
+    // Not pam_yubico's `ldap_connection_timeout` (connect only there): a
+    // name that long would raise shown_name()'s limit for bare tokens.
+    ldap_timeout: Timeout = Timeout::default(), shown "5";
+        args ["ldap_timeout" Value]; toml Some("ldap.connection_timeout"), Number; parse timeout;
+        doc "The deadline of the LDAP step (resolve, connect, TLS, bind, search), in seconds.";
 }
 
 /// The value of an option that is always refused (never constructed).
@@ -383,7 +435,7 @@ pub fn known_args() -> Vec<String> {
 }
 
 /// The TOML sections, in file order (`""` is the top level).
-pub const SECTIONS: &[&str] = &["", "cloud", "local", "verifier", "counters"];
+pub const SECTIONS: &[&str] = &["", "cloud", "local", "verifier", "counters", "ldap"];
 
 /// The section and key of a dotted TOML key.
 #[must_use]
@@ -688,6 +740,87 @@ fn prompt(_: &str, input: Input<'_>) -> Result<String, String> {
     Ok(p.to_string())
 }
 
+fn ldap_uris(name: &str, input: Input<'_>) -> Result<Vec<crate::ldap::LdapUri>, String> {
+    let list: Vec<String> = match input {
+        Input::Text(t) => t
+            .split([',', ' '])
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                // pam_yubico's ldapserver= is a host name.
+                if (name == "ldapserver" || name == "ldap_server") && !u.contains("://") {
+                    format!("ldap://{u}")
+                } else {
+                    u.to_string()
+                }
+            })
+            .collect(),
+        Input::List(l) => l.into_iter().map(str::to_string).collect(),
+        _ => return Err(wrong()),
+    };
+    if list.is_empty() {
+        return Err("no URI given".into());
+    }
+    if list.len() > 16 {
+        return Err("at most 16 URIs".into());
+    }
+    list.iter()
+        .map(|u| crate::ldap::LdapUri::parse(u))
+        .collect()
+}
+
+fn ldap_dn(_: &str, input: Input<'_>) -> Result<String, String> {
+    let t = text(&input)?;
+    if t.is_empty() || t.len() > 1024 || t.chars().any(char::is_control) {
+        return Err("must be a DN of 1 to 1024 characters without control characters".into());
+    }
+    Ok(t.to_string())
+}
+
+fn ldap_attr(_: &str, input: Input<'_>) -> Result<String, String> {
+    let t = text(&input)?;
+    if crate::ldap::proto::is_attr_name(t) {
+        Ok(t.to_string())
+    } else {
+        Err("must be an attribute name (letters, digits, '-', '.')".into())
+    }
+}
+
+fn ldap_prefix(_: &str, input: Input<'_>) -> Result<String, String> {
+    let t = text(&input)?;
+    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+        return Err("must be 1 to 128 characters without control characters".into());
+    }
+    Ok(t.to_string())
+}
+
+fn ldap_filter(_: &str, input: Input<'_>) -> Result<crate::ldap::proto::FilterTemplate, String> {
+    crate::ldap::proto::FilterTemplate::parse(text(&input)?)
+}
+
+/// The PAM line is readable by every local user: a secret there is refused
+/// (the TOML key's name is dotted, an argument's is not).
+fn refuse_on_pam_line(name: &str) -> Result<(), String> {
+    if name.contains('.') {
+        Ok(())
+    } else {
+        Err(
+            "a secret is never accepted on the PAM line (every local user can read it); put it in the 0600 config file's [ldap] section"
+                .into(),
+        )
+    }
+}
+
+fn file_only_secret(name: &str, input: Input<'_>) -> Result<crate::secret::SecretBytes, String> {
+    refuse_on_pam_line(name)?;
+    let t = text(&input)?;
+    Ok(crate::secret::SecretBytes::new(t.as_bytes().to_vec()))
+}
+
+fn file_only_path(name: &str, input: Input<'_>) -> Result<PathBuf, String> {
+    refuse_on_pam_line(name)?;
+    path(name, input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,7 +830,7 @@ mod tests {
         assert_eq!(known_args().first().map(String::as_str), Some("config="));
         assert!(known_args().contains(&"cainfo=".to_string()));
         assert_eq!(known_keys().first(), Some(&"mode"));
-        assert_eq!(known_keys().last(), Some(&"counters.unavailable"));
+        assert_eq!(known_keys().last(), Some(&"ldap.connection_timeout"));
         for o in OPTIONS {
             assert!(!o.args.is_empty() || o.toml.is_some(), "{}", o.field);
             assert!(!o.doc.is_empty() && !o.default.is_empty());

@@ -123,8 +123,22 @@ pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
             for w in &s.warnings {
                 note(w);
             }
+            if let Some(l) = &s.ldap {
+                note(&format!(
+                    "the mapping is in LDAP ({}): {}; the files are not read",
+                    l.uris
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    l.describe("USER")
+                ));
+            }
             if args.online {
                 online::run(&s, &mut problems);
+                if let Some(l) = &s.ldap {
+                    online::ldap(l, &mut problems);
+                }
             }
             Some(s.mode)
         }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use pam_yubiotp::config::Settings;
 use pam_yubiotp::fs_policy::{self, FilePolicy, Owner};
+use pam_yubiotp::ldap::{self, LdapSettings};
 use pam_yubiotp::mapping::{self, KeyLookup, Mapping, Passwd, USER_FILE, USER_FILE_MAX};
 use pam_yubiotp::privs;
 
@@ -30,6 +31,17 @@ const AUTHFILE_MAX: u64 = FilePolicy::ROOT_SHARED.max_size;
 /// See [`CliError`].
 pub fn run(cmd: &MapCmd, loaded: &Loaded) -> CliResult {
     let settings = loaded.paths()?;
+    if let Some(l) = &settings.ldap {
+        return match cmd {
+            MapCmd::List { user: Some(u) } => list_ldap(l, u, settings.token_id_length),
+            MapCmd::List { user: None } => Err(CliError::input(
+                "the mapping is in LDAP (ldap.uri): give a USER to look up",
+            )),
+            _ => Err(CliError::input(
+                "the mapping is in LDAP (ldap.uri): edit the directory, not a file",
+            )),
+        };
+    }
     match cmd {
         MapCmd::Add { user, pubids } => add(&settings, user, pubids),
         MapCmd::Remove { user, pubids } => remove(&settings, user, pubids),
@@ -225,6 +237,27 @@ fn print_users(json: bool, users: &[(&str, &[yubiotp_core::PublicId])]) {
     } else {
         for (u, k) in users {
             print_user(u, k);
+        }
+    }
+}
+
+/// `map list USER` with the LDAP mapping: the module's search, and what it
+/// makes of the answer (the same rules: exact ids, one entry).
+fn list_ldap(l: &LdapSettings, user: &str, token_id_length: usize) -> CliResult {
+    mapping_text::validate_user(user)?;
+    match ldap::query(l, user).map_err(CliError::failed)? {
+        ldap::Answer::NoEntry(why) => Err(CliError::failed(format!("{user}: LDAP: {why}"))),
+        ldap::Answer::Entry(found) => {
+            crate::note(&format!("from {} entry {:?}", found.server, found.dn));
+            match ldap::keys_in(&found, l.yubi_attr_prefix.as_deref(), token_id_length) {
+                KeyLookup::Keys(keys) => {
+                    print_users(crate::json(), &[(user, keys.as_slice())]);
+                    Ok(())
+                }
+                KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{user}: {why}"))),
+                KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {user:?}"))),
+                KeyLookup::Unavailable(why) => Err(CliError::failed(why)),
+            }
         }
     }
 }

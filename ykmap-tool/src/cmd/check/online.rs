@@ -113,3 +113,22 @@ pub fn run(s: &Settings, problems: &mut Vec<String>) {
         }
     }
 }
+
+/// The user name `--online` searches for: one no directory should hold.
+pub const LDAP_PROBE_USER: &str = "ykmap-online-check";
+
+/// `--online` with an LDAP mapping: binds and runs one search (for
+/// [`LDAP_PROBE_USER`]), as the module would; a clean answer (entry or no
+/// entry) is printed, anything else is a problem.
+pub fn ldap(l: &pam_yubiotp::ldap::LdapSettings, problems: &mut Vec<String>) {
+    match pam_yubiotp::ldap::query(l, LDAP_PROBE_USER) {
+        Ok(pam_yubiotp::ldap::Answer::Entry(f)) => println!(
+            "{}: bind and search answered (an entry {:?} for {LDAP_PROBE_USER})",
+            f.server, f.dn
+        ),
+        Ok(pam_yubiotp::ldap::Answer::NoEntry(why)) => {
+            println!("LDAP: bind and search answered cleanly ({why} for {LDAP_PROBE_USER})");
+        }
+        Err(e) => problems.push(e),
+    }
+}

@@ -75,7 +75,7 @@ fn would_block(e: &io::Error) -> bool {
 /// Starts a non-blocking connect (close-on-exec, `TCP_NODELAY`: our writes
 /// are one request or one flight of TLS records, never worth holding back
 /// for the peer's delayed ACK).
-pub(super) fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+pub fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use super::http::HttpError;
 use crate::config::ServerUrl;
-pub use connection::NoSigPipe;
+pub use connection::{NoSigPipe, start_connect};
 pub use driver::run;
 
 /// One exchange: a GET of `url` with `query`, or (with `post`) a POST of
