@@ -391,10 +391,11 @@ options! {
     ldap_allow_plaintext: bool = false, shown "off";
         args ["ldap_allow_plaintext" Flag]; toml Some("ldap.allow_plaintext"), Bool; parse flag;
         doc "Allow plaintext LDAP (no TLS) to servers that are not on the loopback interface.";
-    // Not pam_yubico's `ldap_connection_timeout` (connect only there): a
-    // name that long would raise shown_name()'s limit for bare tokens.
+    // pam_yubico's `ldap_connection_timeout` bounds the connect alone;
+    // here it is the same deadline as `ldap_timeout` (a drop-in line keeps
+    // working, never with a longer wait than it asked for).
     ldap_timeout: Timeout = Timeout::default(), shown "5";
-        args ["ldap_timeout" Value]; toml Some("ldap.connection_timeout"), Number; parse timeout;
+        args ["ldap_timeout" Value, "ldap_connection_timeout" Value]; toml Some("ldap.connection_timeout"), Number; parse timeout;
         doc "The deadline of the LDAP step (resolve, connect, TLS, bind, search), in seconds.";
 }
 
@@ -458,26 +459,16 @@ pub fn known_keys() -> Vec<&'static str> {
         .collect()
 }
 
-/// The longest argument name, for [`shown_name`].
-fn longest_name() -> usize {
-    OPTIONS
-        .iter()
-        .flat_map(|o| o.args.iter().map(|a| a.name.len()))
-        .chain(
-            OPTIONS
-                .iter()
-                .filter_map(|o| o.toml)
-                .map(|k| split_key(k).1.len()),
-        )
-        .max()
-        .unwrap_or(0)
-}
+/// The longest unknown name [`shown_name`] shows: a bare token longer than
+/// this may itself be a secret. A constant, so that adding a long option
+/// name (pam_yubico's `ldap_connection_timeout`) never widens what is shown.
+const SHOWN_NAME_MAX: usize = 22;
 
 /// How an unknown argument or key may be named in a log line: only a
 /// leading run of `[a-z0-9_]` (what an option name is made of), never what
 /// follows a separator (`key:SECRET`, `key SECRET`), and nothing at all when
-/// that run is longer than any option name plus two (a bare token that long
-/// may itself be a secret). `None` means "show only the length".
+/// that run is longer than [`SHOWN_NAME_MAX`] (a bare token that long may
+/// itself be a secret). `None` means "show only the length".
 #[must_use]
 pub fn shown_name(raw: &str) -> (Option<&str>, bool) {
     let end = raw
@@ -485,7 +476,7 @@ pub fn shown_name(raw: &str) -> (Option<&str>, bool) {
         .unwrap_or(raw.len());
     let prefix = raw.get(..end).unwrap_or("");
     let cut = end < raw.len();
-    if prefix.is_empty() || prefix.len() > longest_name() + 2 {
+    if prefix.is_empty() || prefix.len() > SHOWN_NAME_MAX {
         (None, true)
     } else {
         (Some(prefix), cut)

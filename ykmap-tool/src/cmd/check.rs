@@ -172,8 +172,8 @@ pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
                 for e in &m.entries {
                     if matches!(nix::unistd::User::from_name(&e.user), Ok(None)) {
                         warn(&format!(
-                            "{}: user {} is not in the passwd database (the mapping is \
-                             unused until the user exists)",
+                            "{}: user {} is not in the passwd database (fine for a virtual \
+                             user of a central authfile, a typo otherwise)",
                             path.display(),
                             e.user
                         ));
