@@ -35,17 +35,20 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # slapd's postinst starts the system slapd: the tests never use it (they
-  # run their own on a random port), so one we just installed is stopped and
-  # disabled. A slapd that was there before is left as found.
-  if [[ " ${missing[*]} " == *" slapd "* ]]; then
+  # The postinsts of slapd and etcd-server start system daemons: the tests
+  # never use them (they run their own on random ports), so a daemon we just
+  # installed is stopped and disabled. One that was there before is left as
+  # found.
+  for svc in slapd:slapd etcd-server:etcd; do
+    pkg=${svc%%:*} unit=${svc#*:}
+    [[ " ${missing[*]} " == *" $pkg "* ]] || continue
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-      $sudo systemctl disable --now slapd >/dev/null 2>&1 || true
+      $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
     else
-      $sudo service slapd stop >/dev/null 2>&1 || true
-      $sudo update-rc.d slapd disable >/dev/null 2>&1 || true
+      $sudo service "$unit" stop >/dev/null 2>&1 || true
+      $sudo update-rc.d "$unit" disable >/dev/null 2>&1 || true
     fi
-  fi
+  done
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -641,3 +641,58 @@ fn screenlocker_recipe_as_the_unprivileged_user() {
     assert_ne!(r.auth(), code::SUCCESS);
     assert_ne!(r.auth(), code::IGNORE);
 }
+
+/// `ykmap verify` run by a user who is not root takes the same way as a
+/// screen locker: their own OTP is accepted once (and consumed), a replay
+/// and another user's name are refused.
+#[test]
+fn ykmap_verify_as_a_user_asks_the_helper() {
+    let Some(mut f) = setup("local", "", "") else {
+        return;
+    };
+    let ykmap = |user: &str, otp: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(as_uid(NOBODY).iter().skip(1))
+            .arg(env!("CARGO_BIN_EXE_yubiotp-test-ykmap"))
+            .args(["verify", user, "-", "--verifier"])
+            .arg(&f.helper)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{otp}").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let otp = f.a.next();
+    let (code, stdout, stderr) = ykmap("nobody", &otp);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("PAM_SUCCESS"), "{stdout}");
+    assert_eq!(stored(&f, &f.a), f.a.counter, "consumed");
+    // The same OTP again: a replay.
+    let (code, stdout, stderr) = ykmap("nobody", &otp);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("PAM_AUTH_ERR"), "{stdout}");
+    assert!(!stdout.contains("PAM_SUCCESS") && !stdout.contains("PAM_IGNORE"));
+    // Asking for daemon with daemon's fresh OTP: refused, not consumed.
+    let before = stored(&f, &f.b);
+    let theirs = f.b.next();
+    let (code, stdout, _) = ykmap("daemon", &theirs);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(!stdout.contains("PAM_SUCCESS") && !stdout.contains("PAM_IGNORE"));
+    assert_eq!(
+        stored(&f, &f.b),
+        before,
+        "another user's OTP is not consumed"
+    );
+}

@@ -345,6 +345,11 @@ pub struct VerifyArgs {
     /// Pass `debug` to the module (more log lines on stderr)
     #[arg(long)]
     pub debug: bool,
+    /// The setuid verifier to ask when not run as root (the module's
+    /// `verifier=`; default /usr/libexec/yubiotp/yubiotp-verify). It only
+    /// chooses whom this user asks: the helper decides what it trusts.
+    #[arg(long, value_name = "PATH")]
+    pub verifier: Option<std::path::PathBuf>,
 }
 
 /// `ykmap check`

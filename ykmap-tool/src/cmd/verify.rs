@@ -40,6 +40,9 @@ pub fn run(args: &VerifyArgs, loaded: &Loaded) -> CliResult {
     if args.debug {
         module_args.push("debug".to_string());
     }
+    if let Some(v) = &args.verifier {
+        module_args.push(format!("verifier={}", v.display()));
+    }
     // "-": the OTP's line from standard input (never in the process list).
     let answer = match &args.otp {
         Some(o) => {
