@@ -455,3 +455,66 @@ fn a_dead_and_a_hanging_member_do_not_stop_a_good_one() {
     assert_eq!(r.threads.0, r.threads.1);
     assert_eq!(r.fds.0, r.fds.1);
 }
+
+/// The leader is stopped while five hosts are presenting the same OTP: no
+/// round ever has two successes, a round may end with none (the outcome of
+/// a commit in flight is unknown: AUTHINFO_UNAVAIL), no answer is IGNORE,
+/// and once a new leader is elected every round again has exactly one.
+#[test]
+fn leader_stopped_mid_login_never_gives_two_successes() {
+    if skip() {
+        return;
+    }
+    let mut cluster = EtcdCluster::start(3);
+    let mut key = TestKey::new(13);
+    let conf = format!("{}timeout = 2\n", endpoints(&cluster.endpoints()));
+    let hosts: Vec<World> = (0..5).map(|_| host(&key, &conf)).collect();
+    let sync = yubiotp_testsupport::tempdir();
+    let mut accepted = Vec::new();
+    for round in 0..12 {
+        let otp = key.next();
+        let go: PathBuf = sync.path().join(format!("go-{round}"));
+        let opts = RunOpts {
+            answers: vec![otp.as_str().into()],
+            confdir: true,
+            wait_for: Some(go.clone()),
+            ..RunOpts::default()
+        };
+        let children: Vec<_> = hosts
+            .iter()
+            .map(|w| w.spawn("yubiotp-test", "alice", &opts))
+            .collect();
+        fs::write(&go, b"").unwrap();
+        if round == 3 {
+            // Mid-run: the logins of this round are under way.
+            let leader = cluster.leader().expect("a leader");
+            cluster.stop(leader);
+        }
+        if round == 6 {
+            cluster.wait_healthy(std::time::Duration::from_secs(30));
+        }
+        let results: Vec<i32> = children.into_iter().map(|c| c.finish().auth()).collect();
+        let ok = results.iter().filter(|c| **c == code::SUCCESS).count();
+        assert!(ok <= 1, "round {round}: never two successes: {results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|c| [code::SUCCESS, code::AUTH_ERR, code::AUTHINFO_UNAVAIL].contains(c)),
+            "round {round}: {results:?}"
+        );
+        if round > 6 {
+            assert_eq!(ok, 1, "round {round}, new leader: exactly one: {results:?}");
+        }
+        if ok == 1 {
+            accepted.push(otp);
+        }
+    }
+    // No host accepts any of the OTPs again.
+    for w in &hosts {
+        for otp in &accepted {
+            let r = auth(w, otp);
+            assert_ne!(r.auth(), code::SUCCESS, "{}", r.everything());
+            assert_ne!(r.auth(), code::IGNORE);
+        }
+    }
+}
