@@ -2,7 +2,7 @@
 //! empty environment, feed stdin from a buffer, collect stdout (capped),
 //! and at the caller's deadline kill and reap the child — that pid only.
 //!
-//! Used by the cloud resolver ([`crate::backend::cloud::resolve`]) and the
+//! Used by the cloud resolver ([`crate::net::resolve`]) and the
 //! privileged verifier client ([`crate::verifier::ask`], the `pam_unix` →
 //! `unix_chkpwd` pattern: secret on stdin, verdict in the exit code; it
 //! also holds SIGCHLD at `SIG_DFL` around the wait).

@@ -28,6 +28,7 @@ pub mod fs_policy;
 pub mod host;
 pub mod ldap;
 pub mod mapping;
+pub mod net;
 pub mod outcome;
 pub mod privs;
 pub mod prompt;

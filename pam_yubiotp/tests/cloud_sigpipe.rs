@@ -66,7 +66,7 @@ fn the_transport_writer_gives_epipe_not_sigpipe() {
     // records with `write_vectored`; std turns that into writev(2), which
     // raises SIGPIPE (see the control above). The transport's writer sends
     // every byte with send(MSG_NOSIGNAL).
-    use pam_yubiotp::backend::cloud::transport::NoSigPipe;
+    use pam_yubiotp::net::transport::NoSigPipe;
     use std::io::Write as _;
     let sfd = watch_sigpipe();
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

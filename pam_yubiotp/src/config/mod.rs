@@ -160,7 +160,7 @@ pub struct CloudSettings {
     pub proxy: Option<HttpProxy>,
     /// The resolver helper for names not in /etc/hosts (`cloud.resolver`,
     /// from the root-owned file only; default
-    /// [`crate::backend::cloud::resolve::DEFAULT_HELPER`]).
+    /// [`crate::net::resolve::DEFAULT_HELPER`]).
     pub resolver: PathBuf,
 }
 
@@ -190,7 +190,7 @@ impl CloudSettings {
             cafile: None,
             capath: None,
             proxy: None,
-            resolver: PathBuf::from(crate::backend::cloud::resolve::DEFAULT_HELPER),
+            resolver: PathBuf::from(crate::net::resolve::DEFAULT_HELPER),
         })
     }
 

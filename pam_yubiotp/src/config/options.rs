@@ -245,7 +245,7 @@ options! {
         args ["proxy" Value]; toml Some("cloud.proxy"), Str; parse proxy;
         doc "An http:// proxy (HTTPS goes through it with CONNECT).";
     // File only: a PAM argument must not choose a program the module runs.
-    resolver: PathBuf = PathBuf::from(crate::backend::cloud::resolve::DEFAULT_HELPER),
+    resolver: PathBuf = PathBuf::from(crate::net::resolve::DEFAULT_HELPER),
         shown "/usr/libexec/yubiotp/yubiotp-resolve";
         args []; toml Some("cloud.resolver"), Str; parse path;
         doc "The helper that resolves names not in /etc/hosts within the deadline.";

@@ -19,8 +19,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
 use super::proto::{self, Response};
-use crate::backend::cloud::resolve::Lookups;
-use crate::backend::cloud::transport::{NoSigPipe, start_connect};
+use crate::net::resolve::Lookups;
+use crate::net::transport::{NoSigPipe, start_connect};
 
 /// How often the resolver is looked at while a lookup runs.
 const RESOLVER_TICK: Duration = Duration::from_millis(5);

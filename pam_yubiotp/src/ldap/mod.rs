@@ -39,9 +39,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use yubiotp_core::PublicId;
 
-use crate::backend::cloud::tls;
 use crate::fs_policy::{self, FilePolicy, Owner};
 use crate::mapping::KeyLookup;
+use crate::net::tls;
 use crate::secret::SecretBytes;
 use client::Conn;
 use proto::{FilterTemplate, Response, Scope, Search};

@@ -34,11 +34,9 @@ use yubiotp_core::{Counter, PublicId};
 use zeroize::Zeroizing;
 
 use super::shared::{Advance, Counters, SharedError};
-use crate::backend::cloud::tls;
-use crate::backend::cloud::transport::{
-    self, Control, End, Exchange, Failure, Options, Phase, Post,
-};
 use crate::config::{ServerUrl, SharedSettings};
+use crate::net::tls;
+use crate::net::transport::{self, Control, End, Exchange, Failure, Options, Phase, Post};
 
 /// Largest reply accepted (a range of one key is a few hundred bytes).
 pub const MAX_REPLY: usize = 64 * 1024;

@@ -3,5 +3,5 @@
 //! tests can name it (`CARGO_BIN_EXE_yubiotp-test-resolve`).
 
 fn main() -> std::process::ExitCode {
-    pam_yubiotp::backend::cloud::resolve::helper_main()
+    pam_yubiotp::net::resolve::helper_main()
 }

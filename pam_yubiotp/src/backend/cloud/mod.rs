@@ -1,11 +1,10 @@
 //! Yubico Validation Protocol 2.0 client (SPEC §7).
 //!
 //! [`protocol`] is the protocol without I/O (nonce, signing, parsing,
-//! judging one answer); [`http`] is the bit of HTTP/1.1 we need; [`tls`]
-//! builds the rustls configuration from fixed trust anchors; [`resolve`]
-//! turns host names into addresses within the deadline (`/etc/hosts`, then
-//! a killable helper process); [`transport`] asks every server at once
-//! from the calling thread.
+//! judging one answer); the network client it asks every server through,
+//! at once from the calling thread, is [`crate::net`] (HTTP/1.1, TLS,
+//! name resolution within the deadline, the poll-loop transport), shared
+//! with the etcd counters and LDAP.
 //!
 //! One attempt: a fresh nonce, the same signed request to every URL in
 //! parallel, one overall deadline (`timeout`). The first definitive answer
@@ -22,11 +21,7 @@
 //! gives both, with no environment lookups (proxies, CA paths) to switch
 //! off and `MSG_NOSIGNAL` on every write.
 
-pub mod http;
 pub mod protocol;
-pub mod resolve;
-pub mod tls;
-pub mod transport;
 
 use std::path::Path;
 use std::time::Instant;
@@ -38,6 +33,7 @@ use zeroize::Zeroizing;
 use super::{CloudBackend, CloudVerdict};
 use crate::config::{CloudSettings, HttpProxy, ServerUrl};
 use crate::host::{Level, Log};
+use crate::net::{tls, transport};
 use protocol::{Answer, Echo, Judgement, Reason, Request, Status};
 use transport::{Control, End, Exchange, Failure, Options};
 
