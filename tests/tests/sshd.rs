@@ -429,17 +429,18 @@ fn site() -> Site {
 impl Site {
     /// Installs the recipe (drop-in + PAM stack) and starts sshd with it.
     fn start(&self, drop_in: &str, stack: &str) -> Sshd {
+        self.start_with(drop_in, &repo_file(drop_in), &repo_file(stack))
+    }
+
+    /// [`Site::start`] with the drop-in's and the stack's text given.
+    fn start_with(&self, drop_in: &str, drop_in_text: &str, stack_text: &str) -> Sshd {
         for e in fs::read_dir(self.dir.join("sshd_config.d")).unwrap() {
             fs::remove_file(e.unwrap().path()).unwrap();
         }
         let name = Path::new(drop_in).file_name().unwrap();
-        fs::write(
-            self.dir.join("sshd_config.d").join(name),
-            repo_file(drop_in),
-        )
-        .unwrap();
+        fs::write(self.dir.join("sshd_config.d").join(name), drop_in_text).unwrap();
         // The stack verbatim, but for the module path + config and the includes.
-        let text = repo_file(stack)
+        let text = stack_text
             .lines()
             .map(|l| match l.strip_prefix("@include ") {
                 Some(n) => format!("@include {}", self.pam_dir.join(n.trim()).display()),
@@ -472,7 +473,8 @@ impl Site {
                      PermitRootLogin no\nAllowUsers {user}\nStrictModes yes\n\
                      AuthorizedKeysFile .ssh/authorized_keys\n\
                      PrintMotd no\nPrintLastLog no\nX11Forwarding no\nUseDNS no\n\
-                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n",
+                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n\
+                     Subsystem sftp /usr/lib/openssh/sftp-server\n",
                     dir = self.dir.display(),
                     user = self.user.name
                 ),
@@ -886,4 +888,463 @@ fn password_otp(s: &mut Site) {
         Some(&format!("{PASSWORD}{otp}")),
     );
     s.assert_in(&sshd, &out);
+}
+
+// ------------------------------------------------------------ the helper
+
+const TEST_VERIFY: &str = env!("CARGO_BIN_EXE_yubiotp-test-verify");
+const TEST_SSH_HELPER: &str = env!("CARGO_BIN_EXE_yubiotp-test-ssh");
+
+/// The helper recipe's site: the setuid test verifier and the test helper
+/// (which finds the verifier beside itself) in a root-owned directory with
+/// the verifier's config.
+struct HelperSite {
+    libexec: PathBuf,
+    helper: PathBuf,
+}
+
+impl HelperSite {
+    fn install(s: &Site) -> Self {
+        let libexec = s.dir.join("libexec");
+        fs::create_dir(&libexec).unwrap();
+        fs::set_permissions(&libexec, fs::Permissions::from_mode(0o755)).unwrap();
+        let verify = libexec.join("yubiotp-verify");
+        fs::copy(TEST_VERIFY, &verify).unwrap();
+        std::os::unix::fs::chown(&verify, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&verify, fs::Permissions::from_mode(0o4755)).unwrap();
+        let helper = libexec.join("yubiotp-ssh");
+        fs::copy(TEST_SSH_HELPER, &helper).unwrap();
+        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+        let toml = format!(
+            "mode = \"local\"\nauthfile = \"{etc}/authorized_yubikeys\"\n[local]\nkeystore = \"{etc}/keys\"\nstatedir = \"{state}\"\n[verifier]\nfailure_delay = 0\nmax_failures = 1000\nratelimit_dir = \"{rate}\"\n",
+            etc = s.w.etc.display(),
+            state = s.w.state.display(),
+            rate = s.dir.join("ratelimit").display(),
+        );
+        let conf = libexec.join("yubiotp.toml");
+        fs::write(&conf, toml).unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+        Self { libexec, helper }
+    }
+
+    /// The shipped snippet, for the test user and the test helper.
+    fn drop_in(&self, s: &Site) -> String {
+        repo_file("etc/sshd_config.d/yubiotp-ssh-helper.conf")
+            .replace(
+                "Match Group yubiotp-ssh",
+                &format!("Match User {}", s.user.name),
+            )
+            .replace("/usr/bin/yubiotp-ssh", &self.helper.display().to_string())
+    }
+}
+
+/// ssh/scp/sftp options: the test key only, the test host key only.
+fn client_opts(s: &Site, sshd: &Sshd) -> Vec<String> {
+    vec![
+        "-F".into(),
+        "/dev/null".into(),
+        "-i".into(),
+        s.client_key.display().to_string(),
+        "-o".into(),
+        format!("Port={}", sshd.port),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "IdentityAgent=none".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", s.known_hosts.display()),
+        "-o".into(),
+        "GlobalKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "PreferredAuthentications=publickey".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ]
+}
+
+/// Runs `program args` with `env` and `stdin`, bounded to 60 s.
+fn run_client(program: &str, args: &[String], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let r1 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let r2 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: r1.join().unwrap(),
+        stderr: r2.join().unwrap(),
+    }
+}
+
+fn helper_ssh(
+    s: &Site,
+    sshd: &Sshd,
+    extra: &[&str],
+    command: Option<&str>,
+    otp: Option<&str>,
+) -> Output {
+    let mut args = client_opts(s, sshd);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    if otp.is_some() {
+        args.extend(["-o".to_string(), "SendEnv=YUBIOTP".to_string()]);
+    }
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    if let Some(c) = command {
+        args.push(c.to_string());
+    }
+    let env: Vec<(&str, &str)> = otp.map(|o| ("YUBIOTP", o)).into_iter().collect();
+    let _lock = WrapperLock::take();
+    run_client(SSH, &args, &env, b"")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {:?}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An interactive `ssh -tt`: waits for the helper's prompt on the remote
+/// terminal, then types `typed`; returns (status, everything ssh printed).
+fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    let mut args = client_opts(s, sshd);
+    args.push("-tt".into());
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    let _lock = WrapperLock::take();
+    let mut child = Command::new(SSH)
+        .args(&args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let seen2 = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen2.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let mut input = child.stdin.take().unwrap();
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("YubiKey OTP: ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no prompt: {:?}",
+            String::from_utf8_lossy(&seen.lock().unwrap())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    input.write_all(typed.as_bytes()).unwrap();
+    input.flush().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ssh -tt did not end: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(input);
+    let _ = reader.join();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
+    (status.code(), text)
+}
+
+#[test]
+fn real_openssh_force_command_helper() {
+    if !is_root() {
+        eprintln!("SKIP: the OpenSSH end-to-end test needs root (sshd, unshare --mount, setuid)");
+        return;
+    }
+    for tool in [
+        SSHD,
+        SSH,
+        UNSHARE,
+        "/usr/bin/ssh-keygen",
+        PAM_WRAPPER,
+        "/usr/bin/scp",
+        "/usr/bin/sftp",
+        "/usr/bin/rsync",
+    ] {
+        if !Path::new(tool).exists() {
+            eprintln!("SKIP: {tool} is not installed");
+            return;
+        }
+    }
+    let before = fingerprint();
+    {
+        let _run_dir = RunDir::ensure();
+        let mut s = site();
+        let _copies = WrapperCopies(s.dir.display().to_string());
+        helper_sessions(&mut s);
+    }
+    let after = fingerprint();
+    assert_eq!(before, after, "/etc files changed");
+}
+
+fn helper_sessions(s: &mut Site) {
+    let h = HelperSite::install(s);
+    // Only account and session run through PAM (publickey does auth).
+    let stack = "@include common-account\n@include common-session\n";
+    let sshd = s.start_with("yubiotp-ssh-helper.conf", &h.drop_in(s), stack);
+    let user = s.user.name.clone();
+
+    // A command with a fresh OTP: stdout exactly the command's, its status,
+    // YUBIOTP absent from its environment (also /proc/<pid>/environ).
+    let otp = s.key.next();
+    let o = helper_ssh(
+        s,
+        &sshd,
+        &[],
+        Some(
+            "printf x; tr '\\0' '\\n' </proc/$$/environ | grep -c ^YUBIOTP= >&2; env | grep ^YUBIOTP= >&2; exit 7",
+        ),
+        Some(&otp),
+    );
+    assert_eq!(o.status.code(), Some(7), "{}\n{}", show(&o), sshd.log());
+    assert_eq!(o.stdout, b"x", "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with('0') && !err.contains(&otp), "{}", show(&o));
+    assert_eq!(s.stored(), s.key.counter, "consumed");
+
+    // The same OTP again: refused, nothing ran.
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&otp));
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // No OTP, no tty: refused at once, nothing on stdout.
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), None);
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // Another key's OTP (not mapped to the user): refused, not consumed.
+    let other = TestKey::new(22);
+    s.w.add_key(&other, Counter::new(1, 0));
+    let mut other = other;
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&other.next()));
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // SIGPIPE is default in the command: `yes | head -1` ends.
+    let fresh = s.key.next();
+    let o = helper_ssh(s, &sshd, &[], Some("printf x; yes | head -1"), Some(&fresh));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.stdout, b"xy\n", "{}", show(&o));
+
+    // Files byte-exact through scp (SFTP and -O), sftp and rsync.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let src = s.dir.join("payload.bin");
+    fs::write(&src, &data).unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).unwrap();
+    let remote = |name: &str| format!("{user}@127.0.0.1:{}/{name}", s.user.home.display());
+    for (i, proto) in [&[][..], &["-O"][..]].iter().enumerate() {
+        let otp = s.key.next();
+        let mut args = client_opts(s, &sshd);
+        args.extend(proto.iter().map(|a| a.to_string()));
+        args.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+        args.push(src.display().to_string());
+        args.push(remote(&format!("scp{i}.bin")));
+        let _lock = WrapperLock::take();
+        let o = run_client("/usr/bin/scp", &args, &[("YUBIOTP", &otp)], b"");
+        drop(_lock);
+        assert!(
+            o.status.success(),
+            "scp {proto:?}: {}\n{}",
+            show(&o),
+            sshd.log()
+        );
+        assert_eq!(
+            fs::read(s.user.home.join(format!("scp{i}.bin"))).unwrap(),
+            data
+        );
+    }
+    {
+        let otp = s.key.next();
+        let mut args = client_opts(s, &sshd);
+        args.extend([
+            "-o".into(),
+            "SendEnv=YUBIOTP".into(),
+            "-b".into(),
+            "-".into(),
+        ]);
+        args.push(format!("{user}@127.0.0.1"));
+        let batch = format!("get scp0.bin {}\n", s.dir.join("sftp-back.bin").display());
+        let _lock = WrapperLock::take();
+        let o = run_client(
+            "/usr/bin/sftp",
+            &args,
+            &[("YUBIOTP", &otp)],
+            batch.as_bytes(),
+        );
+        drop(_lock);
+        assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
+        assert_eq!(fs::read(s.dir.join("sftp-back.bin")).unwrap(), data);
+    }
+    {
+        let otp = s.key.next();
+        let mut e = vec!["ssh".to_string()];
+        e.extend(client_opts(s, &sshd));
+        e.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+        let args = vec![
+            "-a".to_string(),
+            "-e".to_string(),
+            e.join(" "),
+            src.display().to_string(),
+            remote("rsync.bin"),
+        ];
+        let _lock = WrapperLock::take();
+        let o = run_client("/usr/bin/rsync", &args, &[("YUBIOTP", &otp)], b"");
+        drop(_lock);
+        assert!(o.status.success(), "rsync: {}\n{}", show(&o), sshd.log());
+        assert_eq!(fs::read(s.user.home.join("rsync.bin")).unwrap(), data);
+    }
+
+    // Run by hand inside a session with forged variables: the verifier
+    // still checks the real user, the shell is passwd's, not $SHELL.
+    // (The outer OTP is used first, so it is the older one.)
+    let outer = s.key.next();
+    let inner = s.key.next();
+    let cmd = format!(
+        "USER=root LOGNAME=root SHELL=/bin/false HOME=/ SSH_CONNECTION='203.0.113.9 1 2 3' \
+         YUBIOTP={inner} SSH_ORIGINAL_COMMAND='printf \"%s:%s\" \"$(id -un)\" \"$0\"' {}",
+        h.helper.display()
+    );
+    let o = helper_ssh(s, &sshd, &[], Some(&cmd), Some(&outer));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{user}:/bin/sh"),
+        "{}",
+        show(&o)
+    );
+
+    // One OTP in 10 parallel sessions: exactly one runs.
+    let otp = s.key.next();
+    let outs: Vec<Output> = {
+        let _lock = WrapperLock::take();
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let mut args = client_opts(s, &sshd);
+                args.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+                args.push(format!("{user}@127.0.0.1"));
+                args.push("printf ran".into());
+                let otp = otp.clone();
+                std::thread::spawn(move || run_client(SSH, &args, &[("YUBIOTP", &otp)], b""))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    let ran = outs.iter().filter(|o| o.stdout == b"ran").count();
+    assert_eq!(ran, 1, "{:#?}", outs.iter().map(show).collect::<Vec<_>>());
+    for o in outs.iter().filter(|o| o.stdout != b"ran") {
+        assert_eq!(o.status.code(), Some(77), "{}", show(o));
+        assert!(o.stdout.is_empty());
+    }
+
+    // Interactive: the prompt on the remote terminal, echo off, the login
+    // shell runs and its status comes back.
+    let otp = s.key.next();
+    let (code, text) = interactive(s, &sshd, &format!("{otp}\necho in-as-$(id -un); exit 5\n"));
+    assert_eq!(code, Some(5), "{text}\n{}", sshd.log());
+    assert!(text.contains(&format!("in-as-{user}")), "{text}");
+    assert!(!text.contains(&otp), "the OTP was echoed: {text}");
+
+    // Three wrong OTPs at the prompt: no shell, 77.
+    let (code, text) = interactive(
+        s,
+        &sshd,
+        "wrong-one\nwrong-two\nwrong-three\necho in-as-$(id -un)\n",
+    );
+    assert_eq!(code, Some(77), "{text}");
+    assert!(!text.contains("in-as-"), "{text}");
+    assert_eq!(text.matches("YubiKey OTP: ").count(), 3, "{text}");
+
+    // Ctrl-C at the prompt: no shell, 77 (the echo comes back with the
+    // guard's drop on this path as on every other).
+    // sshd starts the helper through `sh -c`, which gets the same SIGINT:
+    // the session may end by that signal (255) instead of the helper's 77.
+    let (code, text) = interactive(s, &sshd, "\u{3}echo in-as-$(id -un)\n");
+    assert!(matches!(code, Some(77 | 255)), "{code:?} {text}");
+    assert!(text.contains("not accepted"), "the helper answered: {text}");
+    assert!(!text.contains("in-as-"), "{text}");
+
+    // A control-character and 100 KiB command without an OTP: refused at
+    // once, the command never ran (its log line is escaped and cut: the
+    // unit tests of the line).
+    let long = format!("printf ran; : \u{1b}[2J\r{}", "A".repeat(100 * 1024));
+    let o = helper_ssh(s, &sshd, &[], Some(&long), None);
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // Verifier down (not there): 69, never an exec.
+    fs::rename(h.libexec.join("yubiotp-verify"), h.libexec.join("gone")).unwrap();
+    let fresh = s.key.next();
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&fresh));
+    assert_eq!(o.status.code(), Some(69), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    fs::rename(h.libexec.join("gone"), h.libexec.join("yubiotp-verify")).unwrap();
 }

@@ -78,7 +78,7 @@ impl Tty {
             let mut quiet = t.clone();
             quiet.local_flags.remove(LocalFlags::ECHO);
             quiet.local_flags.insert(LocalFlags::ECHONL);
-            let _ = tcsetattr(file.as_fd(), SetArg::TCSAFLUSH, &quiet);
+            let _ = tcsetattr(file.as_fd(), SetArg::TCSANOW, &quiet);
         }
         Some(Self {
             file,
@@ -153,7 +153,7 @@ impl Tty {
 impl Drop for Tty {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            let _ = tcsetattr(self.file.as_fd(), SetArg::TCSAFLUSH, t);
+            let _ = tcsetattr(self.file.as_fd(), SetArg::TCSANOW, t);
         }
         // Signals that came in while blocked were read from the signalfd
         // or are dropped with it; the mask goes back as it was.
