@@ -1153,6 +1153,17 @@ fn helper_sessions(s: &mut Site) {
     let sshd = s.start_with("yubiotp-ssh-helper.conf", &h.drop_in(s), stack);
     let user = s.user.name.clone();
 
+    // The live setup passes the checker as the helper recipe (real sshd -T
+    // with the Match evaluated for the user).
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(user.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..ssh::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
     // A command with a fresh OTP: stdout exactly the command's, its status,
     // YUBIOTP absent from its environment (also /proc/<pid>/environ).
     let otp = s.key.next();
