@@ -672,15 +672,17 @@ impl Site {
 
 // ------------------------------------------------------------ the test
 
-#[test]
-fn real_openssh_key_then_otp_and_password_otp() {
+/// Runs `body` on a fresh site when root and `tools` are there (else
+/// skips), then asserts the machine's files are as before.
+fn on_site(extra_tools: &[&str], body: impl FnOnce(&mut Site)) {
     if !is_root() {
         eprintln!(
             "SKIP: the OpenSSH end-to-end test needs root (sshd, unshare --mount, /run/sshd)"
         );
         return;
     }
-    for tool in [SSHD, SSH, UNSHARE, "/usr/bin/ssh-keygen", PAM_WRAPPER] {
+    let base = [SSHD, SSH, UNSHARE, "/usr/bin/ssh-keygen", PAM_WRAPPER];
+    for tool in base.iter().chain(extra_tools) {
         if !Path::new(tool).exists() {
             eprintln!("SKIP: {tool} is not installed");
             return;
@@ -691,9 +693,7 @@ fn real_openssh_key_then_otp_and_password_otp() {
         let _run_dir = RunDir::ensure();
         let mut s = site();
         let _copies = WrapperCopies(s.dir.display().to_string());
-        key_then_otp(&mut s);
-        password_otp(&mut s);
-        ldap_key_then_otp(&mut s);
+        body(&mut s);
         // Guards drop here, also on a panic: each sshd (at the end of its
         // function), pam_wrapper's copies, the user and its files, /run/sshd.
     }
@@ -708,6 +708,15 @@ fn real_openssh_key_then_otp_and_password_otp() {
     for path in after.keys() {
         assert!(before.contains_key(path), "{} appeared", path.display());
     }
+}
+
+#[test]
+fn real_openssh_key_then_otp_and_password_otp() {
+    on_site(&[], |s| {
+        key_then_otp(s);
+        password_otp(s);
+        ldap_key_then_otp(s);
+    });
 }
 
 fn key_then_otp(s: &mut Site) {
@@ -906,12 +915,7 @@ struct HelperSite {
 impl HelperSite {
     fn install(s: &Site) -> Self {
         let libexec = s.dir.join("libexec");
-        fs::create_dir(&libexec).unwrap();
-        fs::set_permissions(&libexec, fs::Permissions::from_mode(0o755)).unwrap();
-        let verify = libexec.join("yubiotp-verify");
-        fs::copy(TEST_VERIFY, &verify).unwrap();
-        std::os::unix::fs::chown(&verify, Some(0), Some(0)).unwrap();
-        fs::set_permissions(&verify, fs::Permissions::from_mode(0o4755)).unwrap();
+        yubiotp_tests::setuid_copy(TEST_VERIFY, &libexec, "yubiotp-verify");
         let helper = libexec.join("yubiotp-ssh");
         fs::copy(TEST_SSH_HELPER, &helper).unwrap();
         fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
@@ -1116,34 +1120,10 @@ fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
 
 #[test]
 fn real_openssh_force_command_helper() {
-    if !is_root() {
-        eprintln!("SKIP: the OpenSSH end-to-end test needs root (sshd, unshare --mount, setuid)");
-        return;
-    }
-    for tool in [
-        SSHD,
-        SSH,
-        UNSHARE,
-        "/usr/bin/ssh-keygen",
-        PAM_WRAPPER,
-        "/usr/bin/scp",
-        "/usr/bin/sftp",
-        "/usr/bin/rsync",
-    ] {
-        if !Path::new(tool).exists() {
-            eprintln!("SKIP: {tool} is not installed");
-            return;
-        }
-    }
-    let before = fingerprint();
-    {
-        let _run_dir = RunDir::ensure();
-        let mut s = site();
-        let _copies = WrapperCopies(s.dir.display().to_string());
-        helper_sessions(&mut s);
-    }
-    let after = fingerprint();
-    assert_eq!(before, after, "/etc files changed");
+    on_site(
+        &["/usr/bin/scp", "/usr/bin/sftp", "/usr/bin/rsync"],
+        helper_sessions,
+    );
 }
 
 fn helper_sessions(s: &mut Site) {
