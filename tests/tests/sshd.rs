@@ -1056,6 +1056,12 @@ fn show(o: &Output) -> String {
 /// An interactive `ssh -tt`: waits for the helper's prompt on the remote
 /// terminal, then types `typed`; returns (status, everything ssh printed).
 fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
+    interactive_or_hang_up(s, sshd, Some(typed))
+}
+
+/// [`interactive`]; with `None` the client is killed at the prompt (the
+/// connection drops: sshd hangs up the session's terminal).
+fn interactive_or_hang_up(s: &Site, sshd: &Sshd, typed: Option<&str>) -> (Option<i32>, String) {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
     let mut args = client_opts(s, sshd);
@@ -1096,6 +1102,14 @@ fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let Some(typed) = typed else {
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(input);
+        let _ = reader.join();
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
+        return (None, text);
+    };
     input.write_all(typed.as_bytes()).unwrap();
     input.flush().unwrap();
     let status = loop {
@@ -1322,6 +1336,35 @@ fn helper_sessions(s: &mut Site) {
     assert!(matches!(code, Some(77 | 255)), "{code:?} {text}");
     assert!(text.contains("not accepted"), "the helper answered: {text}");
     assert!(!text.contains("in-as-"), "{text}");
+
+    // Hang-up at the prompt: the helper ends (no process of the user is
+    // left), no shell ran.
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&s.user.home).unwrap().uid()
+    };
+    let (_, text) = interactive_or_hang_up(s, &sshd, None);
+    assert!(!text.contains("in-as-"), "{text}");
+    let start = Instant::now();
+    let users_procs = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                e.file_name().to_str()?.parse::<u32>().ok()?;
+                use std::os::unix::fs::MetadataExt;
+                (e.metadata().ok()?.uid() == uid).then(|| e.path())
+            })
+            .collect::<Vec<_>>()
+    };
+    while !users_procs().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the helper is still there after the hang-up: {:?}",
+            users_procs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A control-character and 100 KiB command without an OTP: refused at
     // once, the command never ran (its log line is escaped and cut: the

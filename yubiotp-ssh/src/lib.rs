@@ -204,9 +204,16 @@ impl Ctx {
                 escape(reason, 200)
             ),
         );
-        eprintln!("yubiotp-ssh: {tell}");
+        tell_stderr(tell);
         ExitCode::from(code)
     }
+}
+
+/// One message line on stderr; a closed or broken stderr is ignored (no
+/// panic: `eprintln!` would panic on EPIPE).
+fn tell_stderr(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "yubiotp-ssh: {text}");
 }
 
 /// A failed verification, as the exit code and what the user is told.
@@ -245,7 +252,7 @@ pub fn run(opts: &Options) -> ExitCode {
                 libc::LOG_WARNING,
                 &format!("denied uid={uid} reason=\"uid not in passwd\""),
             );
-            eprintln!("yubiotp-ssh: this account is not in the passwd database");
+            tell_stderr("this account is not in the passwd database");
             return ExitCode::from(exit::CONFIG);
         }
         Err(e) => {
@@ -253,7 +260,7 @@ pub fn run(opts: &Options) -> ExitCode {
                 libc::LOG_WARNING,
                 &format!("denied uid={uid} reason=\"passwd lookup: {e}\""),
             );
-            eprintln!("yubiotp-ssh: the passwd database cannot be read");
+            tell_stderr("the passwd database cannot be read");
             return ExitCode::from(exit::UNAVAILABLE);
         }
     };
