@@ -457,6 +457,17 @@ impl Site {
             .join("\n")
             + "\n";
         fs::write(self.pam_dir.join("sshd"), &text).unwrap();
+        // Debian's sftp subsystem, unless the drop-in names one (a second
+        // `Subsystem sftp` is fatal for sshd).
+        let subsystem = if drop_in_text.lines().any(|l| {
+            l.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("subsystem ")
+        }) {
+            ""
+        } else {
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        };
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -473,10 +484,10 @@ impl Site {
                      PermitRootLogin no\nAllowUsers {user}\nStrictModes yes\n\
                      AuthorizedKeysFile .ssh/authorized_keys\n\
                      PrintMotd no\nPrintLastLog no\nX11Forwarding no\nUseDNS no\n\
-                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n\
-                     Subsystem sftp /usr/lib/openssh/sftp-server\n",
+                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n{subsystem}",
                     dir = self.dir.display(),
-                    user = self.user.name
+                    user = self.user.name,
+                    subsystem = subsystem,
                 ),
             )
             .unwrap();
@@ -1381,4 +1392,39 @@ fn helper_sessions(s: &mut Site) {
     assert_eq!(o.status.code(), Some(69), "{}", show(&o));
     assert!(o.stdout.is_empty(), "{}", show(&o));
     fs::rename(h.libexec.join("gone"), h.libexec.join("yubiotp-verify")).unwrap();
+    drop(sshd);
+
+    // `Subsystem sftp internal-sftp`: the helper runs the system
+    // sftp-server in its place; the setup still passes the checker.
+    let drop_in = format!("Subsystem sftp internal-sftp\n{}", h.drop_in(s));
+    let sshd = s.start_with("yubiotp-ssh-helper.conf", &drop_in, stack);
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(user.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..ssh::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let otp = s.key.next();
+    let mut args = client_opts(s, &sshd);
+    args.extend([
+        "-o".into(),
+        "SendEnv=YUBIOTP".into(),
+        "-b".into(),
+        "-".into(),
+    ]);
+    args.push(format!("{user}@127.0.0.1"));
+    let back = s.dir.join("internal-sftp-back.bin");
+    let batch = format!("get rsync.bin {}\n", back.display());
+    let _lock = WrapperLock::take();
+    let o = run_client(
+        "/usr/bin/sftp",
+        &args,
+        &[("YUBIOTP", &otp)],
+        batch.as_bytes(),
+    );
+    drop(_lock);
+    assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
+    assert_eq!(fs::read(&back).unwrap(), fs::read(&src).unwrap());
 }
