@@ -699,6 +699,15 @@ fn on_site(extra_tools: &[&str], body: impl FnOnce(&mut Site)) {
             return;
         }
     }
+    // One site at a time across test processes: /run/sshd (made and
+    // removed by RunDir) and the /etc fingerprint are machine-wide.
+    let site_lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(yubiotp_testsupport::scratch_root().join("sshd-site.lock"))
+        .unwrap();
+    site_lock.lock().unwrap();
     let before = fingerprint();
     {
         let _run_dir = RunDir::ensure();
