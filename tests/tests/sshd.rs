@@ -1160,6 +1160,45 @@ fn real_openssh_force_command_helper() {
     );
 }
 
+/// The live helper setup passes `ykmap ssh check` (real `sshd -T` with
+/// the Match evaluated for the test user).
+#[track_caller]
+fn helper_check_is_clean(s: &Site) {
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(s.user.name.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..ssh::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// `sftp -b -` with a fresh OTP in YUBIOTP: gets `remote` (in the home)
+/// into `local`.
+#[track_caller]
+fn sftp_get(s: &mut Site, sshd: &Sshd, remote: &str, local: &Path) {
+    let otp = s.key.next();
+    let mut args = client_opts(s, sshd);
+    args.extend([
+        "-o".into(),
+        "SendEnv=YUBIOTP".into(),
+        "-b".into(),
+        "-".into(),
+    ]);
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    let batch = format!("get {remote} {}\n", local.display());
+    let _lock = WrapperLock::take();
+    let o = run_client(
+        "/usr/bin/sftp",
+        &args,
+        &[("YUBIOTP", &otp)],
+        batch.as_bytes(),
+    );
+    drop(_lock);
+    assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
+}
+
 fn helper_sessions(s: &mut Site) {
     let h = HelperSite::install(s);
     // Only account and session run through PAM (publickey does auth).
@@ -1169,14 +1208,7 @@ fn helper_sessions(s: &mut Site) {
 
     // The live setup passes the checker as the helper recipe (real sshd -T
     // with the Match evaluated for the user).
-    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
-        sshd_config: Some(s.dir.join("sshd_config")),
-        user: Some(user.clone()),
-        pam_dir: s.pam_dir.clone(),
-        ..ssh::ReadOptions::default()
-    })
-    .unwrap();
-    assert!(problems.is_empty(), "{problems:#?}");
+    helper_check_is_clean(s);
 
     // A command with a fresh OTP: stdout exactly the command's, its status,
     // YUBIOTP absent from its environment (also /proc/<pid>/environ).
@@ -1225,7 +1257,8 @@ fn helper_sessions(s: &mut Site) {
     let src = s.dir.join("payload.bin");
     fs::write(&src, &data).unwrap();
     fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).unwrap();
-    let remote = |name: &str| format!("{user}@127.0.0.1:{}/{name}", s.user.home.display());
+    let home = s.user.home.clone();
+    let remote = |name: &str| format!("{user}@127.0.0.1:{}/{name}", home.display());
     for (i, proto) in [&[][..], &["-O"][..]].iter().enumerate() {
         let otp = s.key.next();
         let mut args = client_opts(s, &sshd);
@@ -1247,28 +1280,9 @@ fn helper_sessions(s: &mut Site) {
             data
         );
     }
-    {
-        let otp = s.key.next();
-        let mut args = client_opts(s, &sshd);
-        args.extend([
-            "-o".into(),
-            "SendEnv=YUBIOTP".into(),
-            "-b".into(),
-            "-".into(),
-        ]);
-        args.push(format!("{user}@127.0.0.1"));
-        let batch = format!("get scp0.bin {}\n", s.dir.join("sftp-back.bin").display());
-        let _lock = WrapperLock::take();
-        let o = run_client(
-            "/usr/bin/sftp",
-            &args,
-            &[("YUBIOTP", &otp)],
-            batch.as_bytes(),
-        );
-        drop(_lock);
-        assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
-        assert_eq!(fs::read(s.dir.join("sftp-back.bin")).unwrap(), data);
-    }
+    let back = s.dir.join("sftp-back.bin");
+    sftp_get(s, &sshd, "scp0.bin", &back);
+    assert_eq!(fs::read(&back).unwrap(), data);
     {
         let otp = s.key.next();
         let mut e = vec!["ssh".to_string()];
@@ -1407,33 +1421,8 @@ fn helper_sessions(s: &mut Site) {
     // sftp-server in its place; the setup still passes the checker.
     let drop_in = format!("Subsystem sftp internal-sftp\n{}", h.drop_in(s));
     let sshd = s.start_with("yubiotp-ssh-helper.conf", &drop_in, stack);
-    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
-        sshd_config: Some(s.dir.join("sshd_config")),
-        user: Some(user.clone()),
-        pam_dir: s.pam_dir.clone(),
-        ..ssh::ReadOptions::default()
-    })
-    .unwrap();
-    assert!(problems.is_empty(), "{problems:#?}");
-    let otp = s.key.next();
-    let mut args = client_opts(s, &sshd);
-    args.extend([
-        "-o".into(),
-        "SendEnv=YUBIOTP".into(),
-        "-b".into(),
-        "-".into(),
-    ]);
-    args.push(format!("{user}@127.0.0.1"));
+    helper_check_is_clean(s);
     let back = s.dir.join("internal-sftp-back.bin");
-    let batch = format!("get rsync.bin {}\n", back.display());
-    let _lock = WrapperLock::take();
-    let o = run_client(
-        "/usr/bin/sftp",
-        &args,
-        &[("YUBIOTP", &otp)],
-        batch.as_bytes(),
-    );
-    drop(_lock);
-    assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
+    sftp_get(s, &sshd, "rsync.bin", &back);
     assert_eq!(fs::read(&back).unwrap(), fs::read(&src).unwrap());
 }
