@@ -1076,12 +1076,18 @@ fn show(o: &Output) -> String {
 /// An interactive `ssh -tt`: waits for the helper's prompt on the remote
 /// terminal, then types `typed`; returns (status, everything ssh printed).
 fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
-    interactive_or_hang_up(s, sshd, Some(typed))
+    interactive_or_hang_up(s, sshd, Some(typed), None)
 }
 
 /// [`interactive`]; with `None` the client is killed at the prompt (the
-/// connection drops: sshd hangs up the session's terminal).
-fn interactive_or_hang_up(s: &Site, sshd: &Sshd, typed: Option<&str>) -> (Option<i32>, String) {
+/// connection drops: sshd hangs up the session's terminal). `then`: once
+/// the output after `typed` shows `.0`, type `.1`.
+fn interactive_or_hang_up(
+    s: &Site,
+    sshd: &Sshd,
+    typed: Option<&str>,
+    then: Option<(&str, &str)>,
+) -> (Option<i32>, String) {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
     let mut args = client_opts(s, sshd);
@@ -1130,8 +1136,21 @@ fn interactive_or_hang_up(s: &Site, sshd: &Sshd, typed: Option<&str>) -> (Option
         let text = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
         return (None, text);
     };
+    let mark = seen.lock().unwrap().len();
     input.write_all(typed.as_bytes()).unwrap();
     input.flush().unwrap();
+    if let Some((wait_for, text)) = then {
+        while !String::from_utf8_lossy(&seen.lock().unwrap()[mark..]).contains(wait_for) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {wait_for:?}: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        input.write_all(text.as_bytes()).unwrap();
+        input.flush().unwrap();
+    }
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
@@ -1346,10 +1365,21 @@ fn helper_sessions(s: &mut Site) {
 
     // Interactive: the prompt on the remote terminal, echo off, the login
     // shell runs and its status comes back.
+    // The shell's own prompt, then a command typed: echoed again (echo
+    // restored), run by a login shell (argv[0] `-sh`).
     let otp = s.key.next();
-    let (code, text) = interactive(s, &sshd, &format!("{otp}\necho in-as-$(id -un); exit 5\n"));
+    let (code, text) = interactive_or_hang_up(
+        s,
+        &sshd,
+        Some(&format!("{otp}\n")),
+        Some(("$ ", "echo in-as-$(id -un) $0; exit 5\n")),
+    );
     assert_eq!(code, Some(5), "{text}\n{}", sshd.log());
-    assert!(text.contains(&format!("in-as-{user}")), "{text}");
+    assert!(text.contains(&format!("in-as-{user} -sh")), "{text}");
+    assert!(
+        text.contains("echo in-as-$(id -un) $0"),
+        "the typed command was echoed: {text}"
+    );
     assert!(!text.contains(&otp), "the OTP was echoed: {text}");
 
     // Three wrong OTPs at the prompt: no shell, 77.
@@ -1377,7 +1407,7 @@ fn helper_sessions(s: &mut Site) {
         use std::os::unix::fs::MetadataExt;
         fs::metadata(&s.user.home).unwrap().uid()
     };
-    let (_, text) = interactive_or_hang_up(s, &sshd, None);
+    let (_, text) = interactive_or_hang_up(s, &sshd, None, None);
     assert!(!text.contains("in-as-"), "{text}");
     let start = Instant::now();
     let users_procs = || {
