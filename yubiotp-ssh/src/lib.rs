@@ -87,6 +87,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The terminal to prompt on: none for a subsystem, else `/dev/tty`
+    /// when there is a controlling terminal.
+    fn and_then_tty(&self) -> Option<tty::Tty> {
+        match self {
+            Kind::Subsystem(_) => None,
+            Kind::Login | Kind::Command(_) => tty::Tty::open(),
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Kind::Login => "shell",
@@ -285,15 +294,17 @@ pub fn run(opts: &Options) -> ExitCode {
 
     let answer = match env_otp {
         Some(otp) => ask(opts, &ctx, &otp),
-        None => match (&ctx.kind, tty::Tty::open()) {
-            (Kind::Subsystem(_), _) | (_, None) => {
+        // A subsystem never prompts (its stream is the protocol); the
+        // terminal is opened only for a shell or a command.
+        None => match ctx.kind.and_then_tty() {
+            None => {
                 return ctx.fail(
                     exit::DENIED,
                     "no OTP (no YUBIOTP in the environment and no terminal)",
                     "an OTP is required: send it in YUBIOTP (ssh -o SetEnv=YUBIOTP=...) or use a terminal (ssh -t)",
                 );
             }
-            (_, Some(mut t)) => prompt(opts, &ctx, &mut t),
+            Some(mut t) => prompt(opts, &ctx, &mut t),
         },
     };
     match answer {
