@@ -40,8 +40,8 @@ else
 	@# One cargo run for both: built apart, their different dependency
 	@# features would make each build redo the other.
 	@if cargo metadata --format-version 1 --no-deps 2>/dev/null | grep -q '"name":"ykmap-tool"'; then \
-		echo "cargo build --release --locked -p pam_yubiotp -p ykmap-tool"; \
-		cargo build --release --locked -p pam_yubiotp -p ykmap-tool; \
+		echo "cargo build --release --locked -p pam_yubiotp -p ykmap-tool -p yubiotp-ssh"; \
+		cargo build --release --locked -p pam_yubiotp -p ykmap-tool -p yubiotp-ssh; \
 	else \
 		echo "install: ykmap-tool is not in the workspace yet; ykmap will be skipped" >&2; \
 		echo "cargo build --release --locked -p pam_yubiotp"; \

@@ -18,6 +18,8 @@
 # Layout (paths under $DESTDIR):
 #   $PAMDIR/pam_yubiotp.so                         0644 root:root
 #   $PREFIX/sbin/ykmap                             0755 (skipped with a warning if not built)
+#   $PREFIX/bin/yubiotp-ssh                        0755 (the SSH helper for ForceCommand;
+#                                                  skipped with a warning if not built)
 #   $PREFIX/share/bash-completion/completions/ykmap, zsh/vendor-completions/_ykmap,
 #     fish/vendor_completions.d/ykmap.fish         0644 (with ykmap: ykmap completions SHELL)
 #   /usr/libexec/yubiotp/yubiotp-resolve           0755 (the module's resolver helper; the
@@ -92,6 +94,7 @@ module_src="$TARGET_DIR/release/libpam_yubiotp.so"
 ykmap_src="$TARGET_DIR/release/ykmap"
 resolve_src="$TARGET_DIR/release/yubiotp-resolve"
 verify_src="$TARGET_DIR/release/yubiotp-verify"
+ssh_src="$TARGET_DIR/release/yubiotp-ssh"
 [ -f "$module_src" ] || die "$module_src not found: build first (make release, or make install)"
 [ -f "$resolve_src" ] || die "$resolve_src not found: build first (make release, or make install)"
 [ -f "$verify_src" ] || die "$verify_src not found: build first (make release, or make install)"
@@ -181,6 +184,15 @@ say "helper  /usr/libexec/yubiotp/yubiotp-resolve"
 # The .deb keeps the mode (dpkg-deb --root-owner-group makes it root:root).
 put "$verify_src" /usr/libexec/yubiotp/yubiotp-verify 4755
 say "helper  /usr/libexec/yubiotp/yubiotp-verify (setuid root)"
+
+# The SSH second-factor helper (ForceCommand): runs as the user, no setuid.
+if [ -f "$ssh_src" ]; then
+    mkdirs "$PREFIX/bin" 0755
+    put "$ssh_src" "$PREFIX/bin/yubiotp-ssh" 0755
+    say "helper  $PREFIX/bin/yubiotp-ssh"
+else
+    say "warning: $ssh_src not built; yubiotp-ssh is not installed"
+fi
 
 if [ -f "$ykmap_src" ]; then
     mkdirs "$PREFIX/sbin" 0755

@@ -22,6 +22,7 @@ packages=(
   lintian          # the package test: 0 errors, 0 warnings
   slapd            # the LDAP mapping tests start their own slapd on 127.0.0.1
   ldap-utils       # ldapsearch/ldapadd, for debugging those tests
+  rsync            # the yubiotp-ssh test copies files through rsync -e ssh
 )
 
 missing=()

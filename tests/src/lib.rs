@@ -536,6 +536,22 @@ impl Spawned {
     }
 }
 
+/// Makes `dir` a root-owned 0755 directory holding `src` as `name`,
+/// root:root 4755 (the setuid test verifier); returns the copy's path.
+/// Needs root.
+pub fn setuid_copy(src: &str, dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.exists() {
+        fs::create_dir(dir).unwrap();
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(name);
+    fs::copy(src, &copy).unwrap();
+    std::os::unix::fs::chown(&copy, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o4755)).unwrap();
+    copy
+}
+
 /// Writes `bytes` to `path` with `mode`.
 pub fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
     fs::write(path, bytes).unwrap();

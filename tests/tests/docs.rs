@@ -515,6 +515,36 @@ fn ssh_recipes_pass_the_checker() {
 }
 
 #[test]
+fn ssh_helper_snippet_passes_the_checker() {
+    let conf = repo_file("etc/sshd_config.d/yubiotp-ssh-helper.conf");
+    // `sshd -T -C user=<member>`: the Match block's lines apply; sshd's
+    // default `permituserenvironment no` (absent from the trimmed stock text).
+    let sshd_t = with_drop_in(&conf) + "permituserenvironment no\n";
+    assert_eq!(
+        ssh::recipe(&ssh::parse_sshd_t(&sshd_t)),
+        ssh::Recipe::Helper
+    );
+    // The helper does not need the PAM stack: Debian's stock one is fine.
+    let problems = ssh::check(&sshd_t, "@include common-auth\n");
+    assert!(problems.is_empty(), "{problems:#?}");
+    // Without its forwarding lines, or with a broad AcceptEnv: caught.
+    let open = with_drop_in(&conf.replace("    DisableForwarding yes\n", ""))
+        + "permituserenvironment no\n";
+    assert!(
+        ssh::check(&open, "")
+            .iter()
+            .any(|p| p.kind == ssh::ProblemKind::HelperForwarding)
+    );
+    let broad = with_drop_in(&conf.replace("AcceptEnv YUBIOTP", "AcceptEnv *"))
+        + "permituserenvironment no\n";
+    assert!(
+        ssh::check(&broad, "")
+            .iter()
+            .any(|p| p.kind == ssh::ProblemKind::HelperAcceptEnv)
+    );
+}
+
+#[test]
 fn readme_recipe_blocks_are_identical_to_their_files() {
     let md = repo_file("README.md");
     let mut rest = md.as_str();

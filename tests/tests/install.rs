@@ -70,8 +70,8 @@ fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
 const FAKE_RESOLVE: &str = "#!/bin/sh\necho end\n";
 
 /// A fake cargo target directory: release/libpam_yubiotp.so (the built
-/// module), stand-in release/yubiotp-resolve and yubiotp-verify and, if asked, a stand-in
-/// release/ykmap.
+/// module), stand-in release/yubiotp-resolve and yubiotp-verify and, if asked, stand-in
+/// release/ykmap and release/yubiotp-ssh.
 fn fake_target(dir: &Path, with_ykmap: bool) -> PathBuf {
     let t = dir.join("target");
     fs::create_dir_all(t.join("release")).unwrap();
@@ -81,6 +81,7 @@ fn fake_target(dir: &Path, with_ykmap: bool) -> PathBuf {
     if with_ykmap {
         fs::write(t.join("release/ykmap"), "#!/bin/sh\necho ykmap stand-in\n").unwrap();
         fs::set_permissions(t.join("release/ykmap"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(t.join("release/yubiotp-ssh"), FAKE_RESOLVE).unwrap();
     }
     t
 }
@@ -152,6 +153,7 @@ fn expected_files(
     );
     if with_ykmap {
         file(format!("{prefix}/sbin/ykmap"), 0o755, None);
+        file(format!("{prefix}/bin/yubiotp-ssh"), 0o755, None);
         for c in [
             "bash-completion/completions/ykmap",
             "zsh/vendor-completions/_ykmap",

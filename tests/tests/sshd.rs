@@ -429,17 +429,18 @@ fn site() -> Site {
 impl Site {
     /// Installs the recipe (drop-in + PAM stack) and starts sshd with it.
     fn start(&self, drop_in: &str, stack: &str) -> Sshd {
+        self.start_with(drop_in, &repo_file(drop_in), &repo_file(stack))
+    }
+
+    /// [`Site::start`] with the drop-in's and the stack's text given.
+    fn start_with(&self, drop_in: &str, drop_in_text: &str, stack_text: &str) -> Sshd {
         for e in fs::read_dir(self.dir.join("sshd_config.d")).unwrap() {
             fs::remove_file(e.unwrap().path()).unwrap();
         }
         let name = Path::new(drop_in).file_name().unwrap();
-        fs::write(
-            self.dir.join("sshd_config.d").join(name),
-            repo_file(drop_in),
-        )
-        .unwrap();
+        fs::write(self.dir.join("sshd_config.d").join(name), drop_in_text).unwrap();
         // The stack verbatim, but for the module path + config and the includes.
-        let text = repo_file(stack)
+        let text = stack_text
             .lines()
             .map(|l| match l.strip_prefix("@include ") {
                 Some(n) => format!("@include {}", self.pam_dir.join(n.trim()).display()),
@@ -456,6 +457,17 @@ impl Site {
             .join("\n")
             + "\n";
         fs::write(self.pam_dir.join("sshd"), &text).unwrap();
+        // Debian's sftp subsystem, unless the drop-in names one (a second
+        // `Subsystem sftp` is fatal for sshd).
+        let subsystem = if drop_in_text.lines().any(|l| {
+            l.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("subsystem ")
+        }) {
+            ""
+        } else {
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        };
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -472,9 +484,10 @@ impl Site {
                      PermitRootLogin no\nAllowUsers {user}\nStrictModes yes\n\
                      AuthorizedKeysFile .ssh/authorized_keys\n\
                      PrintMotd no\nPrintLastLog no\nX11Forwarding no\nUseDNS no\n\
-                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n",
+                     MaxAuthTries 6\nLoginGraceTime 30\nLogLevel VERBOSE\n{subsystem}",
                     dir = self.dir.display(),
-                    user = self.user.name
+                    user = self.user.name,
+                    subsystem = subsystem,
                 ),
             )
             .unwrap();
@@ -670,28 +683,37 @@ impl Site {
 
 // ------------------------------------------------------------ the test
 
-#[test]
-fn real_openssh_key_then_otp_and_password_otp() {
+/// Runs `body` on a fresh site when root and `tools` are there (else
+/// skips), then asserts the machine's files are as before.
+fn on_site(extra_tools: &[&str], body: impl FnOnce(&mut Site)) {
     if !is_root() {
         eprintln!(
             "SKIP: the OpenSSH end-to-end test needs root (sshd, unshare --mount, /run/sshd)"
         );
         return;
     }
-    for tool in [SSHD, SSH, UNSHARE, "/usr/bin/ssh-keygen", PAM_WRAPPER] {
+    let base = [SSHD, SSH, UNSHARE, "/usr/bin/ssh-keygen", PAM_WRAPPER];
+    for tool in base.iter().chain(extra_tools) {
         if !Path::new(tool).exists() {
             eprintln!("SKIP: {tool} is not installed");
             return;
         }
     }
+    // One site at a time across test processes: /run/sshd (made and
+    // removed by RunDir) and the /etc fingerprint are machine-wide.
+    let site_lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(yubiotp_testsupport::scratch_root().join("sshd-site.lock"))
+        .unwrap();
+    site_lock.lock().unwrap();
     let before = fingerprint();
     {
         let _run_dir = RunDir::ensure();
         let mut s = site();
         let _copies = WrapperCopies(s.dir.display().to_string());
-        key_then_otp(&mut s);
-        password_otp(&mut s);
-        ldap_key_then_otp(&mut s);
+        body(&mut s);
         // Guards drop here, also on a panic: each sshd (at the end of its
         // function), pam_wrapper's copies, the user and its files, /run/sshd.
     }
@@ -706,6 +728,15 @@ fn real_openssh_key_then_otp_and_password_otp() {
     for path in after.keys() {
         assert!(before.contains_key(path), "{} appeared", path.display());
     }
+}
+
+#[test]
+fn real_openssh_key_then_otp_and_password_otp() {
+    on_site(&[], |s| {
+        key_then_otp(s);
+        password_otp(s);
+        ldap_key_then_otp(s);
+    });
 }
 
 fn key_then_otp(s: &mut Site) {
@@ -886,4 +917,542 @@ fn password_otp(s: &mut Site) {
         Some(&format!("{PASSWORD}{otp}")),
     );
     s.assert_in(&sshd, &out);
+}
+
+// ------------------------------------------------------------ the helper
+
+const TEST_VERIFY: &str = env!("CARGO_BIN_EXE_yubiotp-test-verify");
+const TEST_SSH_HELPER: &str = env!("CARGO_BIN_EXE_yubiotp-test-ssh");
+
+/// The helper recipe's site: the setuid test verifier and the test helper
+/// (which finds the verifier beside itself) in a root-owned directory with
+/// the verifier's config.
+struct HelperSite {
+    libexec: PathBuf,
+    helper: PathBuf,
+}
+
+impl HelperSite {
+    fn install(s: &Site) -> Self {
+        let libexec = s.dir.join("libexec");
+        yubiotp_tests::setuid_copy(TEST_VERIFY, &libexec, "yubiotp-verify");
+        let helper = libexec.join("yubiotp-ssh");
+        fs::copy(TEST_SSH_HELPER, &helper).unwrap();
+        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+        let toml = format!(
+            "mode = \"local\"\nauthfile = \"{etc}/authorized_yubikeys\"\n[local]\nkeystore = \"{etc}/keys\"\nstatedir = \"{state}\"\n[verifier]\nfailure_delay = 0\nmax_failures = 1000\nratelimit_dir = \"{rate}\"\n",
+            etc = s.w.etc.display(),
+            state = s.w.state.display(),
+            rate = s.dir.join("ratelimit").display(),
+        );
+        let conf = libexec.join("yubiotp.toml");
+        fs::write(&conf, toml).unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+        Self { libexec, helper }
+    }
+
+    /// The shipped snippet, for the test user and the test helper.
+    fn drop_in(&self, s: &Site) -> String {
+        repo_file("etc/sshd_config.d/yubiotp-ssh-helper.conf")
+            .replace(
+                "Match Group yubiotp-ssh",
+                &format!("Match User {}", s.user.name),
+            )
+            .replace("/usr/bin/yubiotp-ssh", &self.helper.display().to_string())
+    }
+}
+
+/// ssh/scp/sftp options: the test key only, the test host key only.
+fn client_opts(s: &Site, sshd: &Sshd) -> Vec<String> {
+    vec![
+        "-F".into(),
+        "/dev/null".into(),
+        "-i".into(),
+        s.client_key.display().to_string(),
+        "-o".into(),
+        format!("Port={}", sshd.port),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "IdentityAgent=none".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", s.known_hosts.display()),
+        "-o".into(),
+        "GlobalKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "PreferredAuthentications=publickey".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ]
+}
+
+/// Runs `program args` with `env` and `stdin`, bounded to 60 s.
+fn run_client(program: &str, args: &[String], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let r1 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let r2 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: r1.join().unwrap(),
+        stderr: r2.join().unwrap(),
+    }
+}
+
+fn helper_ssh(
+    s: &Site,
+    sshd: &Sshd,
+    extra: &[&str],
+    command: Option<&str>,
+    otp: Option<&str>,
+) -> Output {
+    let mut args = client_opts(s, sshd);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    if otp.is_some() {
+        args.extend(["-o".to_string(), "SendEnv=YUBIOTP".to_string()]);
+    }
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    if let Some(c) = command {
+        args.push(c.to_string());
+    }
+    let env: Vec<(&str, &str)> = otp.map(|o| ("YUBIOTP", o)).into_iter().collect();
+    let _lock = WrapperLock::take();
+    run_client(SSH, &args, &env, b"")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {:?}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An interactive `ssh -tt`: waits for the helper's prompt on the remote
+/// terminal, then types `typed`; returns (status, everything ssh printed).
+fn interactive(s: &Site, sshd: &Sshd, typed: &str) -> (Option<i32>, String) {
+    interactive_or_hang_up(s, sshd, Some(typed), None)
+}
+
+/// [`interactive`]; with `None` the client is killed at the prompt (the
+/// connection drops: sshd hangs up the session's terminal). `then`: once
+/// the output after `typed` shows `.0`, type `.1`.
+fn interactive_or_hang_up(
+    s: &Site,
+    sshd: &Sshd,
+    typed: Option<&str>,
+    then: Option<(&str, &str)>,
+) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    let mut args = client_opts(s, sshd);
+    args.push("-tt".into());
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    let _lock = WrapperLock::take();
+    let mut child = Command::new(SSH)
+        .args(&args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let seen2 = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen2.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let mut input = child.stdin.take().unwrap();
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("YubiKey OTP: ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no prompt: {:?}",
+            String::from_utf8_lossy(&seen.lock().unwrap())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Some(typed) = typed else {
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(input);
+        let _ = reader.join();
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
+        return (None, text);
+    };
+    let mark = seen.lock().unwrap().len();
+    input.write_all(typed.as_bytes()).unwrap();
+    input.flush().unwrap();
+    if let Some((wait_for, text)) = then {
+        while !String::from_utf8_lossy(&seen.lock().unwrap()[mark..]).contains(wait_for) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {wait_for:?}: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        input.write_all(text.as_bytes()).unwrap();
+        input.flush().unwrap();
+    }
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ssh -tt did not end: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(input);
+    let _ = reader.join();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
+    (status.code(), text)
+}
+
+#[test]
+fn real_openssh_force_command_helper() {
+    on_site(
+        &["/usr/bin/scp", "/usr/bin/sftp", "/usr/bin/rsync"],
+        helper_sessions,
+    );
+}
+
+/// The live helper setup passes `ykmap ssh check` (real `sshd -T` with
+/// the Match evaluated for the test user).
+#[track_caller]
+fn helper_check_is_clean(s: &Site) {
+    let problems = ssh::read_and_check_with(&ssh::ReadOptions {
+        sshd_config: Some(s.dir.join("sshd_config")),
+        user: Some(s.user.name.clone()),
+        pam_dir: s.pam_dir.clone(),
+        ..ssh::ReadOptions::default()
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// `sftp -b -` with a fresh OTP in YUBIOTP: gets `remote` (in the home)
+/// into `local`.
+#[track_caller]
+fn sftp_get(s: &mut Site, sshd: &Sshd, remote: &str, local: &Path) {
+    let otp = s.key.next();
+    let mut args = client_opts(s, sshd);
+    args.extend([
+        "-o".into(),
+        "SendEnv=YUBIOTP".into(),
+        "-b".into(),
+        "-".into(),
+    ]);
+    args.push(format!("{}@127.0.0.1", s.user.name));
+    let batch = format!("get {remote} {}\n", local.display());
+    let _lock = WrapperLock::take();
+    let o = run_client(
+        "/usr/bin/sftp",
+        &args,
+        &[("YUBIOTP", &otp)],
+        batch.as_bytes(),
+    );
+    drop(_lock);
+    assert!(o.status.success(), "sftp: {}\n{}", show(&o), sshd.log());
+}
+
+fn helper_sessions(s: &mut Site) {
+    let h = HelperSite::install(s);
+    // Only account and session run through PAM (publickey does auth).
+    let stack = "@include common-account\n@include common-session\n";
+    let sshd = s.start_with("yubiotp-ssh-helper.conf", &h.drop_in(s), stack);
+    let user = s.user.name.clone();
+
+    // The live setup passes the checker as the helper recipe (real sshd -T
+    // with the Match evaluated for the user).
+    helper_check_is_clean(s);
+
+    // A command with a fresh OTP: stdout exactly the command's, its status,
+    // YUBIOTP absent from its environment (also /proc/<pid>/environ).
+    let otp = s.key.next();
+    let o = helper_ssh(
+        s,
+        &sshd,
+        &[],
+        Some(
+            "printf x; tr '\\0' '\\n' </proc/$$/environ | grep -c ^YUBIOTP= >&2; env | grep ^YUBIOTP= >&2; exit 7",
+        ),
+        Some(&otp),
+    );
+    assert_eq!(o.status.code(), Some(7), "{}\n{}", show(&o), sshd.log());
+    assert_eq!(o.stdout, b"x", "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with('0') && !err.contains(&otp), "{}", show(&o));
+    assert_eq!(s.stored(), s.key.counter, "consumed");
+
+    // The same OTP again: refused, nothing ran.
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&otp));
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // No OTP, no tty: refused at once, nothing on stdout.
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), None);
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // Another key's OTP (not mapped to the user): refused, not consumed.
+    let other = TestKey::new(22);
+    s.w.add_key(&other, Counter::new(1, 0));
+    let mut other = other;
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&other.next()));
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // SIGPIPE is default in the command: `yes | head -1` ends.
+    let fresh = s.key.next();
+    let o = helper_ssh(s, &sshd, &[], Some("printf x; yes | head -1"), Some(&fresh));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.stdout, b"xy\n", "{}", show(&o));
+
+    // Files byte-exact through scp (SFTP and -O), sftp and rsync.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let src = s.dir.join("payload.bin");
+    fs::write(&src, &data).unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).unwrap();
+    let home = s.user.home.clone();
+    let remote = |name: &str| format!("{user}@127.0.0.1:{}/{name}", home.display());
+    for (i, proto) in [&[][..], &["-O"][..]].iter().enumerate() {
+        let otp = s.key.next();
+        let mut args = client_opts(s, &sshd);
+        args.extend(proto.iter().map(|a| a.to_string()));
+        args.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+        args.push(src.display().to_string());
+        args.push(remote(&format!("scp{i}.bin")));
+        let _lock = WrapperLock::take();
+        let o = run_client("/usr/bin/scp", &args, &[("YUBIOTP", &otp)], b"");
+        drop(_lock);
+        assert!(
+            o.status.success(),
+            "scp {proto:?}: {}\n{}",
+            show(&o),
+            sshd.log()
+        );
+        assert_eq!(
+            fs::read(s.user.home.join(format!("scp{i}.bin"))).unwrap(),
+            data
+        );
+    }
+    let back = s.dir.join("sftp-back.bin");
+    sftp_get(s, &sshd, "scp0.bin", &back);
+    assert_eq!(fs::read(&back).unwrap(), data);
+    {
+        let otp = s.key.next();
+        let mut e = vec!["ssh".to_string()];
+        e.extend(client_opts(s, &sshd));
+        e.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+        let args = vec![
+            "-a".to_string(),
+            "-e".to_string(),
+            e.join(" "),
+            src.display().to_string(),
+            remote("rsync.bin"),
+        ];
+        let _lock = WrapperLock::take();
+        let o = run_client("/usr/bin/rsync", &args, &[("YUBIOTP", &otp)], b"");
+        drop(_lock);
+        assert!(o.status.success(), "rsync: {}\n{}", show(&o), sshd.log());
+        assert_eq!(fs::read(s.user.home.join("rsync.bin")).unwrap(), data);
+    }
+
+    // Run by hand inside a session with forged variables: the verifier
+    // still checks the real user, the shell is passwd's, not $SHELL.
+    // (The outer OTP is used first, so it is the older one.)
+    let outer = s.key.next();
+    let inner = s.key.next();
+    let cmd = format!(
+        "USER=root LOGNAME=root SHELL=/bin/false HOME=/ SSH_CONNECTION='203.0.113.9 1 2 3' \
+         YUBIOTP={inner} SSH_ORIGINAL_COMMAND='printf \"%s:%s\" \"$(id -un)\" \"$0\"' {}",
+        h.helper.display()
+    );
+    let o = helper_ssh(s, &sshd, &[], Some(&cmd), Some(&outer));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{user}:/bin/sh"),
+        "{}",
+        show(&o)
+    );
+
+    // One OTP in 10 parallel sessions: exactly one runs.
+    let otp = s.key.next();
+    let outs: Vec<Output> = {
+        let _lock = WrapperLock::take();
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let mut args = client_opts(s, &sshd);
+                args.extend(["-o".into(), "SendEnv=YUBIOTP".into()]);
+                args.push(format!("{user}@127.0.0.1"));
+                args.push("printf ran".into());
+                let otp = otp.clone();
+                std::thread::spawn(move || run_client(SSH, &args, &[("YUBIOTP", &otp)], b""))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    let ran = outs.iter().filter(|o| o.stdout == b"ran").count();
+    assert_eq!(ran, 1, "{:#?}", outs.iter().map(show).collect::<Vec<_>>());
+    for o in outs.iter().filter(|o| o.stdout != b"ran") {
+        assert_eq!(o.status.code(), Some(77), "{}", show(o));
+        assert!(o.stdout.is_empty());
+    }
+
+    // Interactive: the prompt on the remote terminal, echo off, the login
+    // shell runs and its status comes back.
+    // The shell's own prompt, then a command typed: echoed again (echo
+    // restored), run by a login shell (argv[0] `-sh`).
+    let otp = s.key.next();
+    let (code, text) = interactive_or_hang_up(
+        s,
+        &sshd,
+        Some(&format!("{otp}\n")),
+        Some(("$ ", "echo in-as-$(id -un) $0; exit 5\n")),
+    );
+    assert_eq!(code, Some(5), "{text}\n{}", sshd.log());
+    assert!(text.contains(&format!("in-as-{user} -sh")), "{text}");
+    assert!(
+        text.contains("echo in-as-$(id -un) $0"),
+        "the typed command was echoed: {text}"
+    );
+    assert!(!text.contains(&otp), "the OTP was echoed: {text}");
+
+    // Three wrong OTPs at the prompt: no shell, 77.
+    let (code, text) = interactive(
+        s,
+        &sshd,
+        "wrong-one\nwrong-two\nwrong-three\necho in-as-$(id -un)\n",
+    );
+    assert_eq!(code, Some(77), "{text}");
+    assert!(!text.contains("in-as-"), "{text}");
+    assert_eq!(text.matches("YubiKey OTP: ").count(), 3, "{text}");
+
+    // Ctrl-C at the prompt: no shell, 77 (the echo comes back with the
+    // guard's drop on this path as on every other).
+    // sshd starts the helper through `sh -c`, which gets the same SIGINT:
+    // the session may end by that signal (255) instead of the helper's 77.
+    let (code, text) = interactive(s, &sshd, "\u{3}echo in-as-$(id -un)\n");
+    assert!(matches!(code, Some(77 | 255)), "{code:?} {text}");
+    assert!(text.contains("not accepted"), "the helper answered: {text}");
+    assert!(!text.contains("in-as-"), "{text}");
+
+    // Hang-up at the prompt: the helper ends (no process of the user is
+    // left), no shell ran.
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&s.user.home).unwrap().uid()
+    };
+    let (_, text) = interactive_or_hang_up(s, &sshd, None, None);
+    assert!(!text.contains("in-as-"), "{text}");
+    let start = Instant::now();
+    let users_procs = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                e.file_name().to_str()?.parse::<u32>().ok()?;
+                use std::os::unix::fs::MetadataExt;
+                (e.metadata().ok()?.uid() == uid).then(|| e.path())
+            })
+            .collect::<Vec<_>>()
+    };
+    while !users_procs().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the helper is still there after the hang-up: {:?}",
+            users_procs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A control-character and 100 KiB command without an OTP: refused at
+    // once, the command never ran (its log line is escaped and cut: the
+    // unit tests of the line).
+    let long = format!("printf ran; : \u{1b}[2J\r{}", "A".repeat(100 * 1024));
+    let o = helper_ssh(s, &sshd, &[], Some(&long), None);
+    assert_eq!(o.status.code(), Some(77), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // Verifier down (not there): 69, never an exec.
+    fs::rename(h.libexec.join("yubiotp-verify"), h.libexec.join("gone")).unwrap();
+    let fresh = s.key.next();
+    let o = helper_ssh(s, &sshd, &[], Some("printf ran"), Some(&fresh));
+    assert_eq!(o.status.code(), Some(69), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    fs::rename(h.libexec.join("gone"), h.libexec.join("yubiotp-verify")).unwrap();
+    drop(sshd);
+
+    // `Subsystem sftp internal-sftp`: the helper runs the system
+    // sftp-server in its place; the setup still passes the checker.
+    let drop_in = format!("Subsystem sftp internal-sftp\n{}", h.drop_in(s));
+    let sshd = s.start_with("yubiotp-ssh-helper.conf", &drop_in, stack);
+    helper_check_is_clean(s);
+    let back = s.dir.join("internal-sftp-back.bin");
+    sftp_get(s, &sshd, "rsync.bin", &back);
+    assert_eq!(fs::read(&back).unwrap(), fs::read(&src).unwrap());
 }

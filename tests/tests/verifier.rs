@@ -51,12 +51,7 @@ fn setup(mode: &str, extra_toml: &str, pam_extra: &str) -> Option<Fx> {
     w.add_key(&b, Counter::new(1, 0));
     w.write_authfile(&format!("nobody:{}\ndaemon:{}\n", a.id, b.id));
     let libexec = w.dir.path().join("libexec");
-    fs::create_dir(&libexec).unwrap();
-    fs::set_permissions(&libexec, fs::Permissions::from_mode(0o755)).unwrap();
-    let helper = libexec.join("yubiotp-verify");
-    fs::copy(HELPER, &helper).unwrap();
-    std::os::unix::fs::chown(&helper, Some(0), Some(0)).unwrap();
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o4755)).unwrap();
+    let helper = yubiotp_tests::setuid_copy(HELPER, &libexec, "yubiotp-verify");
     let ratedir = w.dir.path().join("run");
     let cloud = if mode == "hybrid" {
         // No server answers: hybrid falls back to the local store.

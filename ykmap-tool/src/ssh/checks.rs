@@ -36,6 +36,18 @@ pub enum ProblemKind {
     ModuleSkipped,
     /// Key-then-OTP recipe, but the stack asks for the system password too.
     PasswordAsked,
+    /// Helper recipe: forwarding (TCP, agent, X11, stream-local or tunnel)
+    /// is possible without a session, so without the OTP.
+    HelperForwarding,
+    /// Helper recipe: `PermitUserEnvironment` lets a user set
+    /// `SSH_ORIGINAL_COMMAND` or `LD_PRELOAD` for the helper.
+    HelperUserEnvironment,
+    /// Helper recipe: `AcceptEnv` takes more than `YUBIOTP` (and the
+    /// harmless locale variables).
+    HelperAcceptEnv,
+    /// Helper recipe: `internal-sftp` with a chroot, which the mapped
+    /// system sftp-server cannot give.
+    HelperInternalSftp,
 }
 
 /// One misconfiguration, in plain words.
@@ -68,9 +80,87 @@ impl fmt::Display for Problem {
 #[must_use]
 pub fn check(sshd_t_output: &str, pam_stack: &str) -> Vec<Problem> {
     let s = parse_sshd_t(sshd_t_output);
+    if recipe(&s) == Recipe::Helper {
+        return check_helper(&s);
+    }
     let stack = parse_auth_stack(pam_stack);
     let mut out = check_sshd(&s);
     out.extend(check_stack(&stack, recipe(&s), &s));
+    out
+}
+
+/// Environment variables a client may send to a helper session: the OTP
+/// and Debian's default locale set.
+const ACCEPTABLE_ENV: &[&str] = &["YUBIOTP", "LANG", "LC_*"];
+
+/// The helper recipe (`ForceCommand yubiotp-ssh`): the PAM stack is not
+/// involved; what matters is that nothing gets through without a session.
+fn check_helper(s: &SshdSettings) -> Vec<Problem> {
+    use ProblemKind as K;
+    let mut out = Vec::new();
+    let disabled = s.yes("disableforwarding") == Some(true);
+    let mut open: Vec<&str> = Vec::new();
+    if !disabled {
+        for (key, name) in [
+            ("allowtcpforwarding", "AllowTcpForwarding"),
+            ("allowagentforwarding", "AllowAgentForwarding"),
+            ("allowstreamlocalforwarding", "AllowStreamLocalForwarding"),
+            ("x11forwarding", "X11Forwarding"),
+        ] {
+            if s.get(key).is_none_or(|v| !v.eq_ignore_ascii_case("no")) {
+                open.push(name);
+            }
+        }
+    }
+    if s.get("permittunnel")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("no"))
+    {
+        open.push("PermitTunnel");
+    }
+    if !open.is_empty() {
+        out.push(Problem::new(
+            K::HelperForwarding,
+            format!(
+                "ForceCommand yubiotp-ssh gates sessions, not connections, and {} allows                  forwarding without a session, so without an OTP: set `DisableForwarding yes`                  and `PermitTunnel no` in the same Match block",
+                open.join(", ")
+            ),
+        ));
+    }
+    if s.get("permituserenvironment")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("no"))
+    {
+        out.push(Problem::new(
+            K::HelperUserEnvironment,
+            "PermitUserEnvironment is not no: a user's ~/.ssh/environment could set              SSH_ORIGINAL_COMMAND or LD_PRELOAD for yubiotp-ssh. Set `PermitUserEnvironment no`",
+        ));
+    }
+    let broad: Vec<&str> = s
+        .get("acceptenv")
+        .unwrap_or("")
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|p| !p.is_empty() && !ACCEPTABLE_ENV.contains(p))
+        .collect();
+    if !broad.is_empty() {
+        out.push(Problem::new(
+            K::HelperAcceptEnv,
+            format!(
+                "AcceptEnv takes {} from the client: the helper needs only YUBIOTP (a client                  variable must never reach SSH_ORIGINAL_COMMAND, LD_* or the shell's                  start-up). Set `AcceptEnv YUBIOTP`",
+                broad.join(" ")
+            ),
+        ));
+    }
+    let internal = s
+        .get("subsystem")
+        .is_some_and(|v| v.split_whitespace().nth(1) == Some("internal-sftp"));
+    let chroot = s
+        .get("chrootdirectory")
+        .is_some_and(|v| !v.eq_ignore_ascii_case("none"));
+    if internal && chroot {
+        out.push(Problem::new(
+            K::HelperInternalSftp,
+            "Subsystem sftp is internal-sftp with a ChrootDirectory: yubiotp-ssh runs              /usr/lib/openssh/sftp-server in its place, which the chroot does not hold. Use              `Subsystem sftp /usr/lib/openssh/sftp-server` and a chroot that contains it, or              the keyboard-interactive recipe",
+        ));
+    }
     out
 }
 
@@ -371,6 +461,72 @@ mod tests {
             .find(|p| p.kind == ProblemKind::MethodsAny)
             .unwrap();
         assert!(any.message.contains("publickey alone"), "{any}");
+    }
+
+    /// `sshd -T -C user=…` for a user matched by the helper snippet
+    /// (sshd keeps the first value: the Match lines come first here).
+    fn helper_sshd(extra: &str) -> String {
+        format!(
+            "{extra}forcecommand /usr/bin/yubiotp-ssh\ndisableforwarding yes\npermittunnel no\n\
+             permituserenvironment no\nacceptenv LANG LC_* YUBIOTP\nusepam no\n{DEBIAN_STOCK}"
+        )
+    }
+
+    #[test]
+    fn helper_recipe_is_clean_and_needs_no_pam() {
+        let s = parse_sshd_t(&helper_sshd(""));
+        assert_eq!(recipe(&s), Recipe::Helper);
+        // UsePAM no and the stock stack: fine for the helper.
+        let p = check(&helper_sshd(""), DEBIAN_SSHD_PAM);
+        assert!(p.is_empty(), "{p:#?}");
+        // By another path, with the forwarding keywords one by one.
+        let p = check(
+            &helper_sshd(
+                "forcecommand /opt/bin/yubiotp-ssh\ndisableforwarding no\nallowtcpforwarding no\n\
+                 allowagentforwarding no\nallowstreamlocalforwarding no\nx11forwarding no\n",
+            ),
+            "",
+        );
+        assert!(p.is_empty(), "{p:#?}");
+        // Another ForceCommand is not the helper recipe.
+        assert_ne!(
+            recipe(&parse_sshd_t(&helper_sshd(
+                "forcecommand /usr/bin/yubiotp-sshx\n"
+            ))),
+            Recipe::Helper
+        );
+    }
+
+    #[test]
+    fn helper_recipe_problems() {
+        let one = |extra: &str| kinds(&check(&helper_sshd(extra), ""));
+        assert_eq!(
+            one("disableforwarding no\n"),
+            vec![ProblemKind::HelperForwarding]
+        );
+        assert_eq!(
+            one("permittunnel yes\n"),
+            vec![ProblemKind::HelperForwarding]
+        );
+        assert_eq!(
+            one("permituserenvironment yes\n"),
+            vec![ProblemKind::HelperUserEnvironment]
+        );
+        assert_eq!(
+            one("permituserenvironment SSH_*\n"),
+            vec![ProblemKind::HelperUserEnvironment]
+        );
+        assert_eq!(one("acceptenv *\n"), vec![ProblemKind::HelperAcceptEnv]);
+        assert_eq!(
+            one("acceptenv YUBIOTP SSH_ORIGINAL_COMMAND\n"),
+            vec![ProblemKind::HelperAcceptEnv]
+        );
+        assert_eq!(
+            one("subsystem sftp internal-sftp\nchrootdirectory /srv/%u\n"),
+            vec![ProblemKind::HelperInternalSftp]
+        );
+        // internal-sftp alone is mapped by the helper.
+        assert!(one("subsystem sftp internal-sftp\n").is_empty());
     }
 
     #[test]

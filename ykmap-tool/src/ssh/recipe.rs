@@ -1,4 +1,4 @@
-//! The recipe classifier: which of the two supported SSH recipes the sshd
+//! The recipe classifier: which of the supported SSH recipes the sshd
 //! settings ask for.
 
 use super::sshd_t::{Method, SshdSettings};
@@ -8,6 +8,9 @@ use super::sshd_t::{Method, SshdSettings};
 pub enum Recipe {
     /// Some `AuthenticationMethods` list is public key, then keyboard-interactive.
     KeyThenOtp,
+    /// `ForceCommand` runs `yubiotp-ssh` (the helper recipe; PAM does not
+    /// ask for the OTP).
+    Helper,
     /// Anything else (password+OTP, or not decided).
     Other,
 }
@@ -15,6 +18,9 @@ pub enum Recipe {
 /// Which recipe `s` configures.
 #[must_use]
 pub fn recipe(s: &SshdSettings) -> Recipe {
+    if s.force_command_is_helper() {
+        return Recipe::Helper;
+    }
     let key_then_kbd = |list: &Vec<Method>| {
         let key = list.iter().position(|m| m.name == "publickey");
         let kbd = list.iter().rposition(Method::is_kbd);

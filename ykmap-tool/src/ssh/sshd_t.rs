@@ -29,6 +29,16 @@ impl SshdSettings {
             .or_else(|| self.yes("challengeresponseauthentication"))
     }
 
+    /// Whether `ForceCommand` runs the SSH helper `yubiotp-ssh` (by any
+    /// path; sshd -T prints `forcecommand none` without one).
+    #[must_use]
+    pub fn force_command_is_helper(&self) -> bool {
+        self.get("forcecommand")
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|w| w.rsplit('/').next())
+            .is_some_and(|base| base == "yubiotp-ssh")
+    }
+
     /// `AuthenticationMethods` as lists of methods; `None` for `any` (or
     /// when absent).
     #[must_use]
