@@ -18,22 +18,8 @@ cd "$(dirname "$0")/.."
 minutes=${SOAK_MINUTES:-60}
 workers=${SOAK_WORKERS:-20}
 
-trusted_path() {
-  local d mode
-  d=$(readlink -f "$1")
-  while :; do
-    [ "$(stat -c %u "$d")" = 0 ] || return 1
-    mode=$(stat -c %a "$d")
-    (( 8#$mode & 8#022 )) && return 1
-    [ "$d" = / ] && return 0
-    d=$(dirname "$d")
-  done
-}
-if [ -z "${CARGO_TARGET_DIR:-}" ] && ! trusted_path "$PWD"; then
-  export CARGO_TARGET_DIR=/var/cache/pam_yubiotp-tests/target
-  mkdir -p "$CARGO_TARGET_DIR"
-  chmod 755 /var/cache/pam_yubiotp-tests "$CARGO_TARGET_DIR"
-fi
+# Like scripts/test.sh: the scratch worlds live under the target directory.
+. scripts/target-dir.sh
 target=${CARGO_TARGET_DIR:-$PWD/target}
 
 cargo build --locked -p pam_yubiotp -p yubiotp-tests -p yubiotp-testsupport --bins >&2

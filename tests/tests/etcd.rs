@@ -5,7 +5,7 @@
 //! installed by scripts/setup.sh).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
 
 use pam_yubiotp::store::CounterStore;
 use pam_yubiotp::store::etcd::encode;
@@ -76,6 +76,24 @@ fn journaled(w: &World) -> usize {
     })
 }
 
+/// Every host presents `otp` at the same moment (each driver waits for
+/// `go`); `meanwhile` runs once they are released. Their PAM codes.
+fn present_at_once(hosts: &[World], otp: &str, go: &Path, mut meanwhile: impl FnMut()) -> Vec<i32> {
+    let opts = RunOpts {
+        answers: vec![otp.into()],
+        confdir: true,
+        wait_for: Some(go.to_path_buf()),
+        ..RunOpts::default()
+    };
+    let children: Vec<_> = hosts
+        .iter()
+        .map(|w| w.spawn("yubiotp-test", "alice", &opts))
+        .collect();
+    fs::write(go, b"").unwrap();
+    meanwhile();
+    children.into_iter().map(|c| c.finish().auth()).collect()
+}
+
 #[test]
 fn one_otp_on_five_hosts_exactly_one_success_200_rounds() {
     if skip() {
@@ -89,19 +107,12 @@ fn one_otp_on_five_hosts_exactly_one_success_200_rounds() {
     let sync = yubiotp_testsupport::tempdir();
     for round in 0..200 {
         let otp = key.next();
-        let go: PathBuf = sync.path().join(format!("go-{round}"));
-        let opts = RunOpts {
-            answers: vec![otp.as_str().into()],
-            confdir: true,
-            wait_for: Some(go.clone()),
-            ..RunOpts::default()
-        };
-        let children: Vec<_> = hosts
-            .iter()
-            .map(|w| w.spawn("yubiotp-test", "alice", &opts))
-            .collect();
-        fs::write(&go, b"").unwrap();
-        let results: Vec<i32> = children.into_iter().map(|c| c.finish().auth()).collect();
+        let results = present_at_once(
+            &hosts,
+            &otp,
+            &sync.path().join(format!("go-{round}")),
+            || {},
+        );
         let ok = results.iter().filter(|c| **c == code::SUCCESS).count();
         assert_eq!(ok, 1, "round {round}: exactly one success: {results:?}");
         assert!(
@@ -473,27 +484,17 @@ fn leader_stopped_mid_login_never_gives_two_successes() {
     let mut accepted = Vec::new();
     for round in 0..12 {
         let otp = key.next();
-        let go: PathBuf = sync.path().join(format!("go-{round}"));
-        let opts = RunOpts {
-            answers: vec![otp.as_str().into()],
-            confdir: true,
-            wait_for: Some(go.clone()),
-            ..RunOpts::default()
-        };
-        let children: Vec<_> = hosts
-            .iter()
-            .map(|w| w.spawn("yubiotp-test", "alice", &opts))
-            .collect();
-        fs::write(&go, b"").unwrap();
-        if round == 3 {
-            // Mid-run: the logins of this round are under way.
-            let leader = cluster.leader().expect("a leader");
-            cluster.stop(leader);
-        }
-        if round == 6 {
-            cluster.wait_healthy(std::time::Duration::from_secs(30));
-        }
-        let results: Vec<i32> = children.into_iter().map(|c| c.finish().auth()).collect();
+        let go = sync.path().join(format!("go-{round}"));
+        let results = present_at_once(&hosts, &otp, &go, || {
+            if round == 3 {
+                // Mid-run: the logins of this round are under way.
+                let leader = cluster.leader().expect("a leader");
+                cluster.stop(leader);
+            }
+            if round == 6 {
+                cluster.wait_healthy(std::time::Duration::from_secs(30));
+            }
+        });
         let ok = results.iter().filter(|c| **c == code::SUCCESS).count();
         assert!(ok <= 1, "round {round}: never two successes: {results:?}");
         assert!(
