@@ -1392,6 +1392,13 @@ fn helper_sessions(s: &mut Site) {
     assert!(!text.contains("in-as-"), "{text}");
     assert_eq!(text.matches("YubiKey OTP: ").count(), 3, "{text}");
 
+    // No answer within the prompt's limit (3 s in the test build, 60 s
+    // installed): no shell, 77, and one prompt only.
+    let (code, text) = interactive(s, &sshd, "");
+    assert_eq!(code, Some(77), "{text}");
+    assert!(!text.contains("in-as-"), "{text}");
+    assert_eq!(text.matches("YubiKey OTP: ").count(), 1, "{text}");
+
     // Ctrl-C at the prompt: no shell, 77 (the echo comes back with the
     // guard's drop on this path as on every other).
     // sshd starts the helper through `sh -c`, which gets the same SIGINT:

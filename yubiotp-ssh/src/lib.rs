@@ -62,6 +62,8 @@ pub struct Options {
     pub verifier: PathBuf,
     /// The sftp server `internal-sftp` is mapped to.
     pub sftp_server: PathBuf,
+    /// How long the prompt waits for all its tries together.
+    pub prompt_limit: Duration,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
         Self {
             verifier: PathBuf::from(verifier::DEFAULT_HELPER),
             sftp_server: PathBuf::from(DEFAULT_SFTP_SERVER),
+            prompt_limit: PROMPT_LIMIT,
         }
     }
 }
@@ -328,10 +331,11 @@ fn ask(opts: &Options, ctx: &Ctx, otp: &SecretBytes) -> VerifierAnswer {
     )
 }
 
-/// Up to [`TRIES`] prompts within [`PROMPT_LIMIT`]; the terminal's echo is
+/// Up to [`TRIES`] prompts within `opts.prompt_limit` ([`PROMPT_LIMIT`]
+/// when installed); the terminal's echo is
 /// restored when `t` drops (every path).
 fn prompt(opts: &Options, ctx: &Ctx, t: &mut tty::Tty) -> VerifierAnswer {
-    let deadline = Instant::now() + PROMPT_LIMIT;
+    let deadline = Instant::now() + opts.prompt_limit;
     let mut last = VerifierAnswer::Rejected("no OTP entered".into());
     for i in 0..TRIES {
         let line = match t.ask("YubiKey OTP: ", deadline) {

@@ -1,7 +1,8 @@
-//! `yubiotp-ssh` for the end-to-end tests: the same `run`, except for the
-//! one compiled-in choice: the verifier is `yubiotp-verify` beside this
+//! `yubiotp-ssh` for the end-to-end tests: the same `run`, except for two
+//! compiled-in choices: the verifier is `yubiotp-verify` beside this
 //! binary (the tests put the setuid test verifier there, in a root-owned
-//! directory), not /usr/libexec/yubiotp. Never installed.
+//! directory), not /usr/libexec/yubiotp; and the prompt gives up after
+//! 3 s instead of 60, so the time limit can be tested. Never installed.
 
 fn main() -> std::process::ExitCode {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
@@ -13,6 +14,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_default();
     yubiotp_ssh::run(&yubiotp_ssh::Options {
         verifier: dir.join("yubiotp-verify"),
+        prompt_limit: std::time::Duration::from_secs(3),
         ..yubiotp_ssh::Options::installed()
     })
 }
