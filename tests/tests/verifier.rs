@@ -646,23 +646,16 @@ fn ykmap_verify_as_a_user_asks_the_helper() {
         return;
     };
     let ykmap = |user: &str, otp: &str| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(as_uid(NOBODY).iter().skip(1))
-            .arg(env!("CARGO_BIN_EXE_yubiotp-test-ykmap"))
-            .args(["verify", user, "-", "--verifier"])
-            .arg(&f.helper)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(stdin, "{otp}").unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = yubiotp_testsupport::run_with_stdin(
+            Command::new("setpriv")
+                .args(as_uid(NOBODY).iter().skip(1))
+                .arg(env!("CARGO_BIN_EXE_yubiotp-test-ykmap"))
+                .args(["verify", user, "-", "--verifier"])
+                .arg(&f.helper)
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin"),
+            format!("{otp}\n").as_bytes(),
+        );
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

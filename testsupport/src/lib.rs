@@ -43,3 +43,22 @@ pub fn test_key() -> Vec<u8> {
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
 }
+
+/// Runs `cmd` with `stdin` written to its standard input (then closed) and
+/// its stdout and stderr captured.
+///
+/// # Panics
+/// When the program cannot be started or waited for (a test setup fault).
+pub fn run_with_stdin(cmd: &mut std::process::Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A program that exits without reading gives EPIPE here: not a failure.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}

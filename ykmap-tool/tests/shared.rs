@@ -4,10 +4,9 @@
 //! probes the store.
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use yubiotp_core::{AesKey, Counter, KeyMaterial, PrivateId, PublicId, mint_token};
 use yubiotp_testsupport::etcd::{self, EtcdCluster};
@@ -25,22 +24,13 @@ fn otp(c: Counter) -> String {
 }
 
 fn ykmap(config: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ykmap"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = yubiotp_testsupport::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_ykmap"))
+            .arg("--config")
+            .arg(config)
+            .args(args),
+        stdin.as_bytes(),
+    );
     (
         out.status.code(),
         format!(

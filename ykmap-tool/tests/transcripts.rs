@@ -23,9 +23,8 @@
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[derive(Debug, Default)]
 struct Step {
@@ -128,22 +127,13 @@ fn exec(words: &[String], stdin: &str, cwd: &Path) -> (String, String, i32) {
     let arg = |i: usize| cwd.join(&words[i]);
     match words[0].as_str() {
         "ykmap" => {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ykmap"))
-                .args(&words[1..])
-                .current_dir(cwd)
-                .env_remove("YKMAP_TEST_PAUSE_BEFORE_RENAME")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stdin.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
+            let out = yubiotp_testsupport::run_with_stdin(
+                Command::new(env!("CARGO_BIN_EXE_ykmap"))
+                    .args(&words[1..])
+                    .current_dir(cwd)
+                    .env_remove("YKMAP_TEST_PAUSE_BEFORE_RENAME"),
+                stdin.as_bytes(),
+            );
             (
                 String::from_utf8_lossy(&out.stdout).into_owned(),
                 String::from_utf8_lossy(&out.stderr).into_owned(),
