@@ -3,7 +3,8 @@
 # 10,000 and 100,000 keys/users, in local mode, whole process (pamtester
 # under pam_wrapper, benches/pam_table.py) beside pam_permit as the floor;
 # the time of `ykmap key import` per size; and 32 parallel logins on
-# distinct keys against the same logins one after another. Not a test.
+# distinct keys against the same logins one after another (the C test
+# driver with pam_start_confdir, benches/pam_parallel.py). Not a test.
 #   benches/scale.sh [ROUNDS] [SIZES...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,7 @@ echo "### $par_k logins in parallel on distinct keys (store of $big keys)"
 echo
 echo "| | throughput | |"
 echo "| --- | --- | --- |"
-python3 benches/pam_parallel.py "$dir.env" "yubiotp-$big" "$s" "$par_k" "$par_r"
+cc -O2 -o "$dir/pam_driver" tests/driver/pam_driver.c -lpam
+python3 benches/pam_parallel.py "$dir/pam_driver" "$dir/services" "yubiotp-$big" "$s" "$par_k" "$par_r"
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"

@@ -238,28 +238,66 @@ pub fn scan_user(bytes: &[u8], user: &str) -> UserScan {
     s.out
 }
 
-/// [`scan_user`] over a reader, one line at a time in one reused buffer
-/// (a line is never split, whatever its length), reading at most `max`
-/// bytes.
-fn scan_user_from(
-    reader: impl std::io::Read,
-    user: &str,
-    max: u64,
-) -> Result<UserScan, std::io::Error> {
-    use std::io::BufRead;
-    let mut r = std::io::BufReader::with_capacity(64 << 10, reader.take(max.saturating_add(1)));
-    let mut s = ScanFor {
-        user,
-        out: UserScan::default(),
+/// The quick path of a login's scan: true when `raw` (one line, `\n`
+/// excluded) is certainly a well-formed line of a user other than `user`,
+/// so that [`visit_line`] would report no problem and give `user` nothing.
+/// Only the common shape qualifies — printable ASCII with no blanks,
+/// `name:id:id…` with every id valid — and anything else (the user's own
+/// lines, comments, blanks, malformed lines) returns false and goes
+/// through [`visit_line`]. Nothing is decoded or allocated.
+fn other_users_line(raw: &[u8], user: &[u8]) -> bool {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let Some(colon) = memchr::memchr(b':', raw) else {
+        return false;
     };
-    let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0usize;
-    let mut total = 0u64;
+    let (name, ids) = raw.split_at(colon);
+    if name.is_empty()
+        || name == user
+        || !name
+            .iter()
+            .all(|b| matches!(b, 0x21..=0x7e) && !matches!(b, b';' | b'=' | b','))
+    {
+        return false;
+    }
+    ids.split(|b| *b == b':').all(|f| {
+        f.is_empty()
+            || (f.len().is_multiple_of(2)
+                && f.len() <= 2 * PublicId::MAX_BYTES
+                && f.iter().all(|b| yubiotp_core::modhex::nibble(*b).is_some()))
+    })
+}
+
+/// How much of the central file a scan reads at a time.
+const SCAN_CHUNK: usize = 256 << 10;
+
+/// Reads `reader` to its end in chunks (the first buffer `chunk` bytes
+/// long; tests use tiny ones), at most `max` bytes, and hands `lines` the
+/// text in runs of whole lines: each run ends just after a `\n`, except
+/// the last one at the end of the input. A line is never split, whatever
+/// its length: the buffer grows to hold it. The flag is true for the run
+/// that starts the input.
+fn for_each_run(
+    mut reader: impl std::io::Read,
+    max: u64,
+    chunk: usize,
+    mut lines: impl FnMut(&[u8], bool),
+) -> Result<(), std::io::Error> {
+    let mut buf = vec![0u8; chunk.max(1)];
+    let (mut filled, mut total, mut first) = (0usize, 0u64, true);
     loop {
-        buf.clear();
-        let n = r.read_until(b'\n', &mut buf)?;
+        if filled == buf.len() {
+            buf.resize(buf.len().saturating_mul(2), 0);
+        }
+        let n = match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
-            break;
+            if filled > 0 {
+                lines(buf.get(..filled).unwrap_or_default(), first);
+            }
+            return Ok(());
         }
         total = total.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         if total > max {
@@ -267,16 +305,103 @@ fn scan_user_from(
                 "grew past the {max}-byte limit while being read"
             )));
         }
-        line_no += 1;
-        let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let raw = if line_no == 1 {
-            raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw)
-        } else {
-            raw
+        let data = buf.get(..filled + n).unwrap_or_default();
+        // Bytes before `filled` hold no line end: look only at the new ones.
+        let Some(last_nl) = memchr::memrchr(b'\n', data.get(filled..).unwrap_or_default()) else {
+            filled += n;
+            continue;
         };
-        visit_line(raw, line_no, &mut s);
+        let whole = filled + last_nl + 1;
+        lines(data.get(..whole).unwrap_or_default(), first);
+        first = false;
+        buf.copy_within(whole..filled + n, 0);
+        filled = filled + n - whole;
     }
+}
+
+/// Drops a UTF-8 BOM from the start of the input.
+fn without_bom(run: &[u8], at_start: bool) -> &[u8] {
+    if at_start {
+        run.strip_prefix(b"\xef\xbb\xbf").unwrap_or(run)
+    } else {
+        run
+    }
+}
+
+/// [`scan_user`] over a reader in one streaming pass (see
+/// [`for_each_run`]), reading at most `max` bytes; other users' well-formed
+/// lines are only checked ([`other_users_line`]), nothing of theirs is
+/// decoded or allocated.
+fn scan_user_from(
+    reader: impl std::io::Read,
+    user: &str,
+    max: u64,
+) -> Result<UserScan, std::io::Error> {
+    scan_in_chunks(reader, user, max, SCAN_CHUNK)
+}
+
+fn scan_in_chunks(
+    reader: impl std::io::Read,
+    user: &str,
+    max: u64,
+    chunk: usize,
+) -> Result<UserScan, std::io::Error> {
+    let mut s = ScanFor {
+        user,
+        out: UserScan::default(),
+    };
+    let mut line_no = 0usize;
+    for_each_run(reader, max, chunk, |run, at_start| {
+        let run = without_bom(run, at_start);
+        let run = run.strip_suffix(b"\n").unwrap_or(run);
+        for raw in run.split(|b| *b == b'\n') {
+            line_no += 1;
+            if !other_users_line(raw, user.as_bytes()) {
+                visit_line(raw, line_no, &mut s);
+            }
+        }
+    })?;
     Ok(s.out)
+}
+
+/// The user's keys alone, as [`scan_user`] finds them, but looking only at
+/// the lines that hold the user's name somewhere (found with a SIMD
+/// substring search): every line whose user is `user` holds those bytes,
+/// and each such line goes through [`visit_line`] as in the full pass, in
+/// file order. The problems of the file are not gathered: a login needs
+/// them only when this finds no usable key (see [`keys_from_authfile`]).
+fn user_keys_from(
+    reader: impl std::io::Read,
+    user: &str,
+    max: u64,
+    chunk: usize,
+) -> Result<Vec<PublicId>, std::io::Error> {
+    let mut s = ScanFor {
+        user,
+        out: UserScan::default(),
+    };
+    if user.is_empty() {
+        // No line belongs to an empty name; read the file all the same so
+        // size and read errors are not skipped.
+        for_each_run(reader, max, chunk, |_, _| {})?;
+        return Ok(Vec::new());
+    }
+    let finder = memchr::memmem::Finder::new(user.as_bytes());
+    for_each_run(reader, max, chunk, |run, at_start| {
+        let run = without_bom(run, at_start);
+        let mut next = 0usize;
+        while let Some(at) = run.get(next..).and_then(|rest| finder.find(rest)) {
+            let hit = next + at;
+            let head = run.get(..hit).unwrap_or_default();
+            let start = memchr::memrchr(b'\n', head).map_or(0, |i| i + 1);
+            let tail = run.get(hit..).unwrap_or_default();
+            let end = memchr::memchr(b'\n', tail).map_or(run.len(), |i| hit + i);
+            // Problems are not kept here, so their line number is moot.
+            visit_line(run.get(start..end).unwrap_or_default(), 0, &mut s);
+            next = end + 1;
+        }
+    })?;
+    Ok(s.out.keys)
 }
 
 /// A user from the passwd database.
@@ -405,7 +530,21 @@ pub fn keys_from_authfile(user: &str, authfile: &Path, token_id_length: usize) -
         Ok((file, _)) => file,
         Err(e) => return KeyLookup::Unavailable(format!("authfile {e}")),
     };
-    match scan_user_from(file, user, AUTHFILE_MAX) {
+    // First the user's own lines: a usable key settles the login, and
+    // problems elsewhere in the file change nothing then (see `decide`).
+    let mut file = file;
+    match user_keys_from(&file, user, AUTHFILE_MAX, SCAN_CHUNK) {
+        Ok(keys) if keys.iter().any(|k| k.len_chars() == token_id_length) => {
+            return decide(keys, &[], token_id_length, &authfile.display().to_string());
+        }
+        Ok(_) => {}
+        Err(e) => return KeyLookup::Unavailable(format!("authfile {}: {e}", authfile.display())),
+    }
+    // No usable key: "no key" needs the whole file to be sound.
+    if let Err(e) = std::io::Seek::rewind(&mut file) {
+        return KeyLookup::Unavailable(format!("authfile {}: {e}", authfile.display()));
+    }
+    match scan_user_from(&file, user, AUTHFILE_MAX) {
         Ok(scan) => decide(
             scan.keys,
             &scan.problems,
@@ -621,9 +760,96 @@ mod tests {
                 };
                 assert_eq!(scan_user(text, user), want);
                 assert_eq!(scan_user_from(text, user, 1 << 20).unwrap(), want);
+                assert_eq!(user_keys_from(text, user, 1 << 20, 3).unwrap(), want.keys);
             }
         }
         assert!(scan_user_from(&b"root:ccccccdbjrgf\n"[..], "root", 4).is_err());
+    }
+
+    /// A reader that hands out at most `step` bytes a call.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len());
+            let (head, rest) = self.data.split_at(n);
+            out.get_mut(..n).unwrap_or_default().copy_from_slice(head);
+            self.data = rest;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_quick_path_takes_only_other_users_sound_lines() {
+        let yes: [&[u8]; 5] = [
+            b"bob:ccccccdbjrgf",
+            b"bob:ccccccdbjrgf:CCCCCCDBJRGF\r",
+            b"bob:",
+            b"b#o.b@x:::cccccccccccb:",
+            b"#bob:ccccccdbjrgf",
+        ];
+        for line in yes {
+            assert!(other_users_line(line, b"root"), "{line:?}");
+        }
+        let no: [&[u8]; 12] = [
+            b"root:ccccccdbjrgf",
+            b"bob:cccc cccc",
+            b" bob:ccccccdbjrgf",
+            b"bob:ccccccdbjrg",
+            b"bob:ccccccdbjrgx",
+            b"bob;x:ccccccdbjrgf",
+            b"b=b:ccccccdbjrgf",
+            b":ccccccdbjrgf",
+            b"bob ccccccdbjrgf",
+            b"b\xc3\xa9b:ccccccdbjrgf",
+            b"bob:ccccccdbjrgf\r\r",
+            b"bob:cccccccccccccccccccccccccccccccccc",
+        ];
+        for line in no {
+            assert!(!other_users_line(line, b"root"), "{line:?}");
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// The login's scan (quick path, chunks, short reads) says exactly
+        /// what the full parse says, for any user, on text made of the
+        /// characters the rules care about.
+        #[test]
+        fn the_streaming_scan_equals_the_full_parse(
+            lines in proptest::collection::vec(proptest::prop_oneof![
+                // Any bytes the rules care about.
+                proptest::collection::vec(proptest::sample::select(
+                    b"cbdefghijklnrtuvCaoxz0#:;=, \t\r\0\xef\xbb\xbf\xff".to_vec()), 0..40),
+                // Lines of the usual shape, sound or nearly so.
+                (
+                    proptest::sample::select(vec!["alice", "bob", "c", "#c", " bob", "bob\t", "b;b", ""]),
+                    proptest::collection::vec(proptest::sample::select(vec![
+                        "", "cccccccccccb", "CCCCCCCCCCCB", "cccccccccccv", "cccc", "ccccc",
+                        " cccccccccccb", "cccccccccccx", "cccccccccccb\r",
+                        "cccccccccccccccccccccccccccccccc", "ccccccccccccccccccccccccccccccccbb",
+                    ]), 0..4),
+                ).prop_map(|(name, ids)| format!("{name}:{}", ids.join(":")).into_bytes()),
+            ], 0..12),
+            chunk in 1usize..64,
+            step in 1usize..64,
+            user_pick in 0usize..16,
+        ) {
+            let text = lines.join(&b'\n');
+            let m = parse_mapping(&text);
+            let names: Vec<String> = m.entries.iter().map(|e| e.user.clone()).collect();
+            let user = names.get(user_pick).map_or("c", String::as_str);
+            let want = UserScan { keys: m.keys_for(user), problems: m.problems.clone() };
+            let got = scan_in_chunks(Trickle { data: &text, step }, user, 1 << 20, chunk).unwrap();
+            proptest::prop_assert_eq!(&got, &want);
+            let keys = user_keys_from(Trickle { data: &text, step }, user, 1 << 20, chunk).unwrap();
+            proptest::prop_assert_eq!(&keys, &want.keys);
+            proptest::prop_assert_eq!(scan_user(&text, user), want);
+        }
     }
 
     #[test]
