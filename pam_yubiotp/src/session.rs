@@ -83,7 +83,10 @@ const VERIFIER_MARGIN: Duration = Duration::from_secs(20);
 
 /// A caller that is not root: cloud mode with readable settings runs here;
 /// everything else goes to the verifier, which gets only the OTP (the
-/// password, if typed in front of it, goes on in PAM_AUTHTOK as usual).
+/// password, if typed in front of it, goes on in PAM_AUTHTOK as usual) —
+/// and, when this caller knows the mapping binds as the user
+/// (`ldap_bind_as_user` on the PAM line, or a readable config that sets
+/// `ldap.bind_as_user`), the password from PAM_AUTHTOK as a second line.
 /// Without the helper the in-process attempt runs and fails closed as
 /// before, after a log line naming the missing helper.
 fn unprivileged<H: Host, S: AsRef<str>>(
@@ -101,8 +104,13 @@ fn unprivileged<H: Host, S: AsRef<str>>(
     };
     // The prompt, first_pass, token_id_length, nullok and verifier= of the
     // PAM line (mode forced to local: the cloud half is the helper's).
+    let as_user = line.ldap_bind_as_user == Some(true)
+        || matches!(&in_process, Ok(s) if s.ldap.as_ref().is_some_and(binds_as_user));
     let mut front_layer = line.clone();
     front_layer.mode = Some(config::Mode::Local);
+    // The flag tells this caller to send the password; the rest of the
+    // [ldap] settings are the helper's (from its own file).
+    front_layer.ldap_bind_as_user = None;
     let front = match config::resolve(None, &front_layer) {
         Ok(s) => s,
         Err(e) => return Outcome::ServiceErr(e.to_string()),
@@ -138,10 +146,29 @@ fn unprivileged<H: Host, S: AsRef<str>>(
         Some(Err(e)) => return Outcome::AuthErr(format!("malformed OTP: {e}")),
         None => return Outcome::AuthErr("malformed OTP: not UTF-8".into()),
     }
-    let timeout = line.timeout.map_or(Duration::ZERO, config::Timeout::get);
+    let password = if as_user {
+        match user_password(host, &typed) {
+            Ok(p) => Some(p),
+            Err(outcome) => return outcome,
+        }
+    } else {
+        None
+    };
+    let timeout = line.timeout.map_or(Duration::ZERO, config::Timeout::get)
+        + line
+            .ldap_timeout
+            .map_or(Duration::ZERO, config::Timeout::get);
     let deadline = Instant::now() + timeout + VERIFIER_MARGIN;
     let service = host.service().unwrap_or_else(|| "-".to_string());
-    let answer = verifier::ask(&helper, &user, &service, &typed, deadline);
+    let answer = verifier::ask_with_password(
+        &helper,
+        &user,
+        &service,
+        &typed,
+        password.as_ref(),
+        deadline,
+    );
+    drop(password);
     let outcome = verifier::outcome_of(answer, front.nullok, host.disallow_null_authtok());
     if let Outcome::Success(a) = &outcome {
         record.backend = Some(a.backend());
