@@ -428,6 +428,10 @@ pub enum KeyLookup {
     UnknownUser,
     /// The mapping could not be read or trusted: never "no keys".
     Unavailable(String),
+    /// The source refused the user's own credentials (LDAP with
+    /// `ldap.bind_as_user`: a wrong password): the user's failure,
+    /// PAM_AUTH_ERR, never "no keys".
+    Refused(String),
 }
 
 /// Looks `user` up in the passwd database (NSS).

@@ -12,7 +12,7 @@ use crate::backend::cloud::CloudValidator;
 use crate::config::{self, Settings};
 use crate::engine::{self, Verdict};
 use crate::host::{Host, HostError, Level, Log};
-use crate::ldap::LdapSource;
+use crate::ldap::{Bind, LdapSource};
 use crate::mapping::{self, KeyLookup, MappingSource};
 use crate::outcome::Outcome;
 use crate::prompt::{self, Obtained, PromptError};
@@ -83,7 +83,10 @@ const VERIFIER_MARGIN: Duration = Duration::from_secs(20);
 
 /// A caller that is not root: cloud mode with readable settings runs here;
 /// everything else goes to the verifier, which gets only the OTP (the
-/// password, if typed in front of it, goes on in PAM_AUTHTOK as usual).
+/// password, if typed in front of it, goes on in PAM_AUTHTOK as usual) —
+/// and, when this caller knows the mapping binds as the user
+/// (`ldap_bind_as_user` on the PAM line, or a readable config that sets
+/// `ldap.bind_as_user`), the password from PAM_AUTHTOK as a second line.
 /// Without the helper the in-process attempt runs and fails closed as
 /// before, after a log line naming the missing helper.
 fn unprivileged<H: Host, S: AsRef<str>>(
@@ -101,8 +104,13 @@ fn unprivileged<H: Host, S: AsRef<str>>(
     };
     // The prompt, first_pass, token_id_length, nullok and verifier= of the
     // PAM line (mode forced to local: the cloud half is the helper's).
+    let as_user = line.ldap_bind_as_user == Some(true)
+        || matches!(&in_process, Ok(s) if s.ldap.as_ref().is_some_and(binds_as_user));
     let mut front_layer = line.clone();
     front_layer.mode = Some(config::Mode::Local);
+    // The flag tells this caller to send the password; the rest of the
+    // [ldap] settings are the helper's (from its own file).
+    front_layer.ldap_bind_as_user = None;
     let front = match config::resolve(None, &front_layer) {
         Ok(s) => s,
         Err(e) => return Outcome::ServiceErr(e.to_string()),
@@ -138,10 +146,29 @@ fn unprivileged<H: Host, S: AsRef<str>>(
         Some(Err(e)) => return Outcome::AuthErr(format!("malformed OTP: {e}")),
         None => return Outcome::AuthErr("malformed OTP: not UTF-8".into()),
     }
-    let timeout = line.timeout.map_or(Duration::ZERO, config::Timeout::get);
+    let password = if as_user {
+        match user_password(host, &typed) {
+            Ok(p) => Some(p),
+            Err(outcome) => return outcome,
+        }
+    } else {
+        None
+    };
+    let timeout = line.timeout.map_or(Duration::ZERO, config::Timeout::get)
+        + line
+            .ldap_timeout
+            .map_or(Duration::ZERO, config::Timeout::get);
     let deadline = Instant::now() + timeout + VERIFIER_MARGIN;
     let service = host.service().unwrap_or_else(|| "-".to_string());
-    let answer = verifier::ask(&helper, &user, &service, &typed, deadline);
+    let answer = verifier::ask_with_password(
+        &helper,
+        &user,
+        &service,
+        &typed,
+        password.as_ref(),
+        deadline,
+    );
+    drop(password);
     let outcome = verifier::outcome_of(answer, front.nullok, host.disallow_null_authtok());
     if let Outcome::Success(a) = &outcome {
         record.backend = Some(a.backend());
@@ -170,34 +197,43 @@ fn attempt<H: Host>(
         Err(outcome) => return outcome,
     };
     record.user = Some(user.clone());
-    let keys = match keys_for(&user, &settings) {
-        KeyLookup::Keys(keys) => keys,
-        KeyLookup::NoKeys(why) if settings.nullok && !host.disallow_null_authtok() => {
-            return Outcome::Ignore(why);
+    let (keys, token) = match settings.ldap.as_ref().filter(|l| binds_as_user(l)) {
+        // The directory gives the keys only to the user's own bind, and
+        // the password comes with (or before) the OTP: the OTP first, then
+        // the password from PAM_AUTHTOK, then the lookup (so this mode
+        // always prompts, as pam_yubico's always_prompt would).
+        Some(ldap) => {
+            let (token, typed) = match token_of(host, &settings) {
+                Ok(t) => t,
+                Err(outcome) => return outcome,
+            };
+            record.public_id = Some(token.public_id);
+            let password = match user_password(host, &typed) {
+                Ok(p) => p,
+                Err(outcome) => return outcome,
+            };
+            let lookup = LdapSource {
+                settings: ldap,
+                password: Some(&password),
+            }
+            .keys_for(&user, settings.token_id_length);
+            drop(password);
+            match keys_or_outcome(host, &settings, lookup) {
+                Ok(keys) => (keys, token),
+                Err(outcome) => return outcome,
+            }
         }
-        KeyLookup::NoKeys(why) => return Outcome::UserUnknown(why),
-        KeyLookup::UnknownUser => {
-            return Outcome::UserUnknown("not in the passwd database".into());
+        None => {
+            let keys = match keys_or_outcome(host, &settings, keys_for(&user, &settings)) {
+                Ok(keys) => keys,
+                Err(outcome) => return outcome,
+            };
+            let (token, _) = match token_of(host, &settings) {
+                Ok(t) => t,
+                Err(outcome) => return outcome,
+            };
+            (keys, token)
         }
-        KeyLookup::Unavailable(why) => return Outcome::AuthInfoUnavail(why),
-    };
-    if settings.debug {
-        host.log(
-            Level::Debug,
-            &format!("{} key(s) mapped to the user", keys.len()),
-        );
-    }
-    let typed = match otp_of(host, &settings) {
-        Ok(t) => t,
-        Err(outcome) => return outcome,
-    };
-    let token = match typed
-        .expose_str()
-        .map(|s| Token::parse(s, settings.token_id_length))
-    {
-        Some(Ok(token)) => token,
-        Some(Err(e)) => return Outcome::AuthErr(format!("malformed OTP: {e}")),
-        None => return Outcome::AuthErr("malformed OTP: not UTF-8".into()),
     };
     record.public_id = Some(token.public_id);
     if !keys.contains(&token.public_id) {
@@ -207,6 +243,83 @@ fn attempt<H: Host>(
         ));
     }
     run_engine(host, &settings, &token, record)
+}
+
+/// True when the LDAP mapping binds as the user ([`Bind::AsUser`]).
+#[must_use]
+pub fn binds_as_user(l: &crate::ldap::LdapSettings) -> bool {
+    matches!(l.bind, Bind::AsUser)
+}
+
+/// The keys of a lookup, or the outcome it means (`nullok` applied to a
+/// positively established "no key" only).
+fn keys_or_outcome<H: Host>(
+    host: &H,
+    settings: &Settings,
+    lookup: KeyLookup,
+) -> Result<Vec<yubiotp_core::PublicId>, Outcome> {
+    let keys = match lookup {
+        KeyLookup::Keys(keys) => keys,
+        KeyLookup::NoKeys(why) if settings.nullok && !host.disallow_null_authtok() => {
+            return Err(Outcome::Ignore(why));
+        }
+        KeyLookup::NoKeys(why) => return Err(Outcome::UserUnknown(why)),
+        KeyLookup::UnknownUser => {
+            return Err(Outcome::UserUnknown("not in the passwd database".into()));
+        }
+        KeyLookup::Unavailable(why) => return Err(Outcome::AuthInfoUnavail(why)),
+        KeyLookup::Refused(why) => return Err(Outcome::AuthErr(why)),
+    };
+    if settings.debug {
+        host.log(
+            Level::Debug,
+            &format!("{} key(s) mapped to the user", keys.len()),
+        );
+    }
+    Ok(keys)
+}
+
+/// The OTP, parsed (and as typed), or the outcome when there is none.
+fn token_of<H: Host>(host: &mut H, settings: &Settings) -> Result<(Token, SecretBytes), Outcome> {
+    let typed = otp_of(host, settings)?;
+    match typed
+        .expose_str()
+        .map(|s| Token::parse(s, settings.token_id_length))
+    {
+        Some(Ok(token)) => Ok((token, typed)),
+        Some(Err(e)) => Err(Outcome::AuthErr(format!("malformed OTP: {e}"))),
+        None => Err(Outcome::AuthErr("malformed OTP: not UTF-8".into())),
+    }
+}
+
+/// The user's password for `ldap.bind_as_user`, read from PAM_AUTHTOK once
+/// the OTP is in hand (a password typed in front of the OTP is there by
+/// then; so is one an earlier module set). None, or empty, is
+/// PAM_AUTHINFO_UNAVAIL — never "no key", whatever `nullok` says; sshd's
+/// placeholder (an invalid user or a refused root login) is PAM_AUTH_ERR.
+/// PAM_AUTHTOK that is the OTP itself (`use_first_pass` with the OTP
+/// alone) holds no password.
+pub(crate) fn user_password<H: Host>(host: &H, otp: &SecretBytes) -> Result<SecretBytes, Outcome> {
+    let tok = host
+        .authtok()
+        .map_err(|_| Outcome::ServiceErr("could not read PAM_AUTHTOK".into()))?;
+    match tok {
+        Some(t) if prompt::is_sshd_placeholder(t.expose()) => {
+            host.log(
+                Level::Warning,
+                "PAM_AUTHTOK is sshd's placeholder password (invalid user or refused root login)",
+            );
+            Err(Outcome::AuthErr(
+                "ldap.bind_as_user: PAM_AUTHTOK is sshd's placeholder password".into(),
+            ))
+        }
+        Some(t) if t.len() > prompt::MAX_ANSWER => Err(Outcome::AuthErr(format!(
+            "ldap.bind_as_user: the password in PAM_AUTHTOK is longer than {} bytes",
+            prompt::MAX_ANSWER
+        ))),
+        Some(t) if !t.is_empty() && t.expose() != otp.expose() => Ok(t),
+        _ => Err(Outcome::AuthInfoUnavail(crate::ldap::NEEDS_PASSWORD.into())),
+    }
 }
 
 /// The user name from the host, or the outcome when there is none.
@@ -242,7 +355,10 @@ fn keys_for(user: &str, settings: &Settings) -> KeyLookup {
 #[must_use]
 pub fn source(settings: &Settings) -> Box<dyn MappingSource + '_> {
     match (&settings.ldap, &settings.authfile) {
-        (Some(l), _) => Box::new(LdapSource { settings: l }),
+        (Some(l), _) => Box::new(LdapSource {
+            settings: l,
+            password: None,
+        }),
         (None, Some(file)) => Box::new(mapping::CentralFile(file)),
         (None, None) => Box::new(mapping::UserFile),
     }

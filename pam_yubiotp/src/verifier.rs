@@ -12,23 +12,33 @@
 //!
 //! - `argv = [helper, USER, SERVICE]`, exactly; empty environment; stdin a
 //!   socket carrying one line: the OTP (at most [`MAX_INPUT`] bytes, a
-//!   trailing `\n` optional), never in argv; stdout: at most one short
-//!   reason line for the caller's log (never a key, private id, counter or
-//!   the OTP); stderr: `/dev/null`.
+//!   trailing `\n` optional), never in argv — and, only when the caller
+//!   knows that the mapping binds as the user (`ldap_bind_as_user` on its
+//!   PAM line, or a config file it can read that sets
+//!   `ldap.bind_as_user`), a second line: the user's password (1 to
+//!   [`MAX_PASSWORD`] bytes, no `\n`). The helper takes a password line
+//!   only when its own config sets `ldap.bind_as_user` (otherwise: misuse),
+//!   and with that setting and no password line answers unavailable without
+//!   asking the directory. The password is wiped when the attempt ends;
+//!   stdout: at most one short reason line for the caller's log (never a
+//!   key, private id, counter, the OTP or the password); stderr:
+//!   `/dev/null`.
 //! - The exit code is the answer ([`exit`]); [`answer_from`] maps it. A
 //!   signal, a timeout or an unknown code is [`VerifierAnswer::Unavailable`]
 //!   (PAM_AUTHINFO_UNAVAIL), never success.
 //!
 //! # What the helper trusts
 //!
-//! Nothing from the caller but USER, SERVICE and the OTP line. It closes
+//! Nothing from the caller but USER, SERVICE, the OTP line and the
+//! password line. It closes
 //! every inherited descriptor above 2, clears its environment, reads only
 //! the config path compiled into its binary (`/etc/yubiotp/yubiotp.toml`;
 //! the test build in the tests crate compiles in a path beside itself), and
 //! takes the caller from its real uid: a caller that is not root may verify
 //! only itself (USER must be the passwd name of the real uid). A tty on
 //! stdin, a closed stdin, a wrong argc or more than one OTP line is misuse:
-//! refused and logged with the caller's uid. Per caller uid it counts
+//! refused and logged with the caller's uid. A wrong password (with
+//! `ldap.bind_as_user`) is a rejection and counts as a failure. Per caller uid it counts
 //! failures in a root-only directory ([`ratelimit`]) and refuses without
 //! validating once the limit is reached. Every valid OTP is consumed
 //! (counters committed) before it answers "accepted".
@@ -56,6 +66,11 @@ pub const DEFAULT_RATELIMIT_DIR: &str = "/run/yubiotp/ratelimit";
 /// Most bytes the helper reads from stdin: one OTP line (an OTP is at most
 /// 64 characters) with room to spare; more is misuse.
 pub const MAX_INPUT: usize = 256;
+/// Most bytes of the password line (`ldap.bind_as_user`): what the module
+/// reads at a prompt at most.
+pub const MAX_PASSWORD: usize = crate::prompt::MAX_ANSWER;
+/// Most bytes on stdin in all: both lines with their `\n`.
+const MAX_STDIN: usize = MAX_INPUT + 1 + MAX_PASSWORD + 1;
 /// Most bytes of the reason line the caller reads.
 pub const MAX_REASON: usize = 512;
 /// Longest USER or SERVICE argument.
@@ -153,9 +168,36 @@ pub fn ask(
     otp: &SecretBytes,
     deadline: Instant,
 ) -> VerifierAnswer {
-    let mut line = Zeroizing::new(Vec::with_capacity(otp.len() + 1));
+    ask_with_password(helper, user, service, otp, None, deadline)
+}
+
+/// [`ask`], with the user's password as the second stdin line when the
+/// mapping binds as the user (`ldap.bind_as_user`). A password that
+/// cannot be one line (a `\n` in it, or longer than [`MAX_PASSWORD`]) is
+/// not sent: unavailable.
+#[must_use]
+pub fn ask_with_password(
+    helper: &Path,
+    user: &str,
+    service: &str,
+    otp: &SecretBytes,
+    password: Option<&SecretBytes>,
+    deadline: Instant,
+) -> VerifierAnswer {
+    let extra = password.map_or(0, |p| p.len() + 1);
+    let mut line = Zeroizing::new(Vec::with_capacity(otp.len() + 1 + extra));
     line.extend_from_slice(otp.expose());
     line.push(b'\n');
+    if let Some(p) = password {
+        if p.is_empty() || p.len() > MAX_PASSWORD || p.expose().contains(&b'\n') {
+            return VerifierAnswer::Unavailable(format!(
+                "ldap.bind_as_user: the password cannot go to the verifier (empty, longer than \
+                 {MAX_PASSWORD} bytes, or it holds a newline)"
+            ));
+        }
+        line.extend_from_slice(p.expose());
+        line.push(b'\n');
+    }
     let _sigchld = crate::ffi::sys::SigchldDefault::new();
     let child = match Child::spawn(helper, &[user, service], Some(line), MAX_REASON) {
         Ok(c) => c,
@@ -199,13 +241,15 @@ pub fn outcome_of(answer: VerifierAnswer, nullok_arg: bool, disallow_null: bool)
 // ---------------------------------------------------------------- helper
 
 /// The [`Host`] of the helper: USER and SERVICE from argv, the OTP from
-/// stdin (handed out once), no other PAM item, logs to syslog authpriv.
+/// stdin (handed out once), the password line as PAM_AUTHTOK, no other
+/// PAM item, logs to syslog authpriv.
 #[derive(Debug)]
 struct PipeHost {
     user: String,
     service: String,
     caller_uid: u32,
     otp: Option<SecretBytes>,
+    password: Option<SecretBytes>,
 }
 
 impl Log for PipeHost {
@@ -225,10 +269,11 @@ impl Host for PipeHost {
         None
     }
     fn authtok(&self) -> Result<Option<SecretBytes>, HostError> {
-        Ok(None)
+        // The password line (`ldap.bind_as_user` only); wiped on drop.
+        Ok(self.password.clone())
     }
     fn set_authtok(&mut self, _: &SecretBytes) -> Result<(), HostError> {
-        // The caller sends the OTP alone; a password never gets here.
+        // The caller splits password and OTP itself; nothing goes back.
         Ok(())
     }
     fn prompt_secret(&mut self, _: &str) -> Result<SecretBytes, ConvError> {
@@ -254,19 +299,23 @@ fn plain_arg(raw: &std::ffi::OsStr) -> Option<String> {
     (!s.is_empty() && s.len() <= MAX_ARG && !s.chars().any(char::is_control)).then(|| s.to_string())
 }
 
-/// Reads one line from stdin: at most [`MAX_INPUT`] bytes, waiting at most
-/// [`STDIN_WAIT`]. `Err` names the misuse.
-fn read_otp_line() -> Result<SecretBytes, String> {
+/// What the caller sent: the OTP, and the password line if any.
+type Input = (SecretBytes, Option<SecretBytes>);
+
+/// Reads stdin: the OTP line (at most [`MAX_INPUT`] bytes) and an optional
+/// password line (at most [`MAX_PASSWORD`]), waiting at most
+/// [`STDIN_WAIT`]. `Err` names the misuse (never the bytes).
+fn read_input() -> Result<Input, String> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let stdin = std::io::stdin();
     let mut lock = stdin.lock();
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_INPUT + 1));
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_STDIN + 1));
     let until = Instant::now() + STDIN_WAIT;
-    let mut chunk = Zeroizing::new([0u8; MAX_INPUT + 1]);
+    let mut chunk = Zeroizing::new([0u8; 512]);
     // Bounded: each round reads at least one byte or ends, and the buffer
     // is capped; plus the overall wait.
-    for _ in 0..=MAX_INPUT + 1 {
+    for _ in 0..=MAX_STDIN + 1 {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err("no OTP line on stdin in time".into());
@@ -279,7 +328,9 @@ fn read_otp_line() -> Result<SecretBytes, String> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("stdin: {e}")),
         }
-        let room = (MAX_INPUT + 1).saturating_sub(buf.len()).max(1);
+        let room = (MAX_STDIN + 1)
+            .saturating_sub(buf.len())
+            .clamp(1, chunk.len());
         let n = match lock.read(chunk.get_mut(..room).unwrap_or_default()) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -289,18 +340,38 @@ fn read_otp_line() -> Result<SecretBytes, String> {
             break;
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if buf.len() > MAX_INPUT {
-            return Err(format!("more than {MAX_INPUT} bytes on stdin"));
+        if buf.len() > MAX_STDIN {
+            return Err(format!("more than {MAX_STDIN} bytes on stdin"));
         }
     }
-    let text: &[u8] = buf.strip_suffix(b"\n").unwrap_or(&buf);
-    if text.is_empty() {
+    split_input(&buf)
+}
+
+/// Splits what stdin held into the OTP line and the optional password
+/// line (pure, for the tests). `Err` names the misuse.
+fn split_input(buf: &[u8]) -> Result<Input, String> {
+    let text: &[u8] = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let mut lines = text.splitn(3, |b| *b == b'\n');
+    let otp = lines.next().unwrap_or_default();
+    let password = lines.next();
+    if lines.next().is_some() {
+        return Err("more than two lines on stdin".into());
+    }
+    if otp.is_empty() {
         return Err("no OTP on stdin".into());
     }
-    if text.contains(&b'\n') {
-        return Err("more than one line on stdin".into());
+    if otp.len() > MAX_INPUT {
+        return Err(format!("an OTP line of more than {MAX_INPUT} bytes"));
     }
-    Ok(SecretBytes::new(text.to_vec()))
+    let password = match password {
+        None => None,
+        Some([]) => return Err("an empty password line".into()),
+        Some(p) if p.len() > MAX_PASSWORD => {
+            return Err(format!("a password line of more than {MAX_PASSWORD} bytes"));
+        }
+        Some(p) => Some(SecretBytes::new(p.to_vec())),
+    };
+    Ok((SecretBytes::new(otp.to_vec()), password))
 }
 
 /// The settings the helper validates with: the compiled-in file only (no
@@ -382,7 +453,7 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
             }
         }
     }
-    let otp = match read_otp_line() {
+    let (otp, password) = match read_input() {
         Ok(o) => o,
         Err(why) => return refuse(caller_uid, exit::MISUSE, &why),
     };
@@ -390,6 +461,28 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
         Ok(s) => s,
         Err(e) => return refuse(caller_uid, exit::CONFIG_ERROR, &e.to_string()),
     };
+    let as_user = settings
+        .ldap
+        .as_ref()
+        .is_some_and(crate::session::binds_as_user);
+    match (as_user, &password) {
+        (false, Some(_)) => {
+            return refuse(
+                caller_uid,
+                exit::MISUSE,
+                "a password line, but the config does not set ldap.bind_as_user",
+            );
+        }
+        (true, None) => {
+            return refuse(
+                caller_uid,
+                exit::UNAVAILABLE,
+                "ldap.bind_as_user needs the user's password and the caller sent none \
+                 (a caller that is not root sends it with ldap_bind_as_user on its PAM line)",
+            );
+        }
+        _ => {}
+    }
     let limiter = ratelimit::Limiter::new(&settings.verifier, caller_uid);
     match limiter.check() {
         Ok(None) => {}
@@ -410,6 +503,7 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
         service,
         caller_uid,
         otp: Some(otp),
+        password,
     };
     let outcome = crate::session::authenticate_with(&mut host, Ok(settings.clone()));
     let code = exit_for(&outcome, nullok_in_config);
@@ -499,6 +593,53 @@ mod tests {
             outcome_of(answer_from(Some(0), ""), false, false).pam_code(),
             code::SUCCESS
         );
+    }
+
+    #[test]
+    fn stdin_is_the_otp_line_and_at_most_a_password_line() {
+        let (otp, pw) = split_input(b"cccc\n").unwrap();
+        assert_eq!(otp.expose(), b"cccc");
+        assert!(pw.is_none());
+        assert!(split_input(b"cccc").unwrap().1.is_none());
+        let (otp, pw) = split_input(b"cccc\npass word\n").unwrap();
+        assert_eq!(otp.expose(), b"cccc");
+        assert_eq!(pw.unwrap().expose(), b"pass word");
+        assert!(split_input(b"cccc\npw").unwrap().1.is_some());
+        for (bad, why) in [
+            (&b""[..], "no OTP"),
+            (b"\n", "no OTP"),
+            (b"\npw\n", "no OTP"),
+            (b"cccc\n\n", "empty password"),
+            (b"a\nb\nc\n", "more than two"),
+            (b"a\nb\n\n", "more than two"),
+        ] {
+            let e = split_input(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let long_otp = [b'c'; MAX_INPUT + 1];
+        assert!(split_input(&long_otp).is_err());
+        let mut long_pw = b"cccc\n".to_vec();
+        long_pw.extend_from_slice(&[b'p'; MAX_PASSWORD + 1]);
+        let e = split_input(&long_pw).unwrap_err();
+        assert!(!e.contains("ppp"), "never the bytes: {e}");
+    }
+
+    #[test]
+    fn a_password_that_is_not_one_line_is_not_sent() {
+        for pw in [&b"two\nlines"[..], b""] {
+            let a = ask_with_password(
+                Path::new("/nonexistent/yubiotp-verify"),
+                "u",
+                "s",
+                &SecretBytes::new(b"x".to_vec()),
+                Some(&SecretBytes::new(pw.to_vec())),
+                Instant::now() + Duration::from_secs(5),
+            );
+            assert!(
+                matches!(a, VerifierAnswer::Unavailable(ref r) if r.contains("cannot go to the verifier")),
+                "{a:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A throw-away PKI for TLS tests, made fresh with `rcgen` (ECDSA P-256):
 //! a test CA, a good leaf for `localhost` and `127.0.0.1`, an expired leaf,
-//! a leaf for the wrong host, a leaf signed by a CA that nobody trusts, and
-//! a CA:FALSE certificate used as an issuer.
+//! a leaf for the wrong host, a leaf signed by a CA that nobody trusts, a
+//! CA:FALSE certificate used as an issuer, and a TLS client certificate
+//! issued by the test CA.
 
 use std::fs;
 use std::io;
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, date_time_ymd,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -84,6 +86,7 @@ pub struct TestPki {
     wrong_host: Identity,
     unknown_ca: Identity,
     not_ca_issuer: Identity,
+    client: Identity,
 }
 
 fn err(e: rcgen::Error) -> io::Error {
@@ -122,6 +125,19 @@ fn leaf(
 
 const LOCAL: &[&str] = &["localhost", "127.0.0.1"];
 
+/// A TLS client certificate (clientAuth) for `name`, issued by `issuer`.
+fn client_leaf(name: &str, issuer: &rcgen::Issuer<'_, KeyPair>) -> Result<Identity, rcgen::Error> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate()?;
+    let cert = p.signed_by(&key, issuer)?;
+    Ok(Identity {
+        chain: vec![cert.der().clone()],
+        key_der: key.serialize_der(),
+    })
+}
+
 impl TestPki {
     /// Makes a fresh PKI (a few milliseconds).
     ///
@@ -155,6 +171,7 @@ impl TestPki {
             wrong_host: leaf(&["wrong.example.invalid"], &ca, &[], false).map_err(err)?,
             unknown_ca: leaf(LOCAL, &unknown, &[], false).map_err(err)?,
             not_ca_issuer: leaf(LOCAL, &not_ca, &[not_ca_der], false).map_err(err)?,
+            client: client_leaf("pam_yubiotp test client", &ca).map_err(err)?,
         })
     }
 
@@ -168,6 +185,12 @@ impl TestPki {
             CertKind::UnknownCa => &self.unknown_ca,
             CertKind::NotCaIssuer => &self.not_ca_issuer,
         }
+    }
+
+    /// A client certificate (clientAuth) issued by the test CA.
+    #[must_use]
+    pub fn client_identity(&self) -> &Identity {
+        &self.client
     }
 
     /// Writes `ca.pem` (trusted test CA) and `unknown-ca.pem` into `dir`;

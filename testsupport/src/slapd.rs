@@ -3,7 +3,9 @@
 //! database in a scratch directory, loaded with `slapadd`, listening on
 //! 127.0.0.1 only (ldap:// with StartTLS, and ldaps://, with a certificate
 //! of a [`TestPki`]), killed and reaped on drop. The system slapd (if any)
-//! is never touched.
+//! is never touched. [`SlapdOptions`] make the key attribute readable only
+//! by its owner (and the service account), or demand a client certificate
+//! (one issued by the same CA is written beside the server's).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -36,6 +38,17 @@ attributetype ( 1.3.6.1.4.1.99999.1.1 NAME 'yubiKeyId'
 objectclass ( 1.3.6.1.4.1.99999.2.1 NAME 'yubiKeyUser' SUP top AUXILIARY
   MAY yubiKeyId )
 ";
+
+/// How [`Slapd::start_with`] sets the server up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlapdOptions {
+    /// `yubiKeyId` readable only by the entry itself (a bind as the user)
+    /// and [`BIND_DN`]; an anonymous search gets the entry without it.
+    pub private_keys: bool,
+    /// `TLSVerifyClient demand`: TLS (ldaps:// and StartTLS) only with a
+    /// client certificate from the test CA.
+    pub verify_client: bool,
+}
 
 /// True when slapd is installed.
 #[must_use]
@@ -89,6 +102,10 @@ pub struct Slapd {
     pub cafile: PathBuf,
     /// An unrelated CA's file (PEM).
     pub unknown_cafile: PathBuf,
+    /// A client certificate (PEM) issued by the test CA.
+    pub client_cert: PathBuf,
+    /// Its key (PEM, PKCS#8; copy it with the mode a test needs).
+    pub client_key: PathBuf,
 }
 
 impl Slapd {
@@ -98,6 +115,14 @@ impl Slapd {
     /// # Errors
     /// slapd or slapadd failing, or not listening within 20 s.
     pub fn start(ldif: &str) -> io::Result<Self> {
+        Self::start_with(ldif, SlapdOptions::default())
+    }
+
+    /// [`Slapd::start`] with `opts`.
+    ///
+    /// # Errors
+    /// slapd or slapadd failing, or not listening within 20 s.
+    pub fn start_with(ldif: &str, opts: SlapdOptions) -> io::Result<Self> {
         let dir = crate::tempdir();
         let d = dir.path();
         let pki = TestPki::generate()?;
@@ -107,6 +132,24 @@ impl Slapd {
         let chain: String = id.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
         fs::write(d.join("server.pem"), chain)?;
         fs::write(d.join("server.key"), pem("PRIVATE KEY", &id.key_der))?;
+        let client = pki.client_identity();
+        let client_cert = d.join("client.pem");
+        let client_key = d.join("client.key");
+        let chain: String = client.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+        fs::write(&client_cert, chain)?;
+        fs::write(&client_key, pem("PRIVATE KEY", &client.key_der))?;
+        let verify = if opts.verify_client {
+            "TLSVerifyClient demand\n"
+        } else {
+            ""
+        };
+        let key_acl = if opts.private_keys {
+            format!(
+                "access to attrs=yubiKeyId by self read by dn.exact=\"{BIND_DN}\" read by * none\n"
+            )
+        } else {
+            String::new()
+        };
         fs::write(d.join("yubikey.schema"), SCHEMA)?;
         fs::create_dir(d.join("db"))?;
         let conf = format!(
@@ -122,14 +165,14 @@ argsfile {dir}/slapd.args
 TLSCACertificateFile {dir}/ca.pem
 TLSCertificateFile {dir}/server.pem
 TLSCertificateKeyFile {dir}/server.key
-database mdb
+{verify}database mdb
 maxsize 16777216
 suffix \"{SUFFIX}\"
 rootdn \"cn=admin,{SUFFIX}\"
 rootpw admin-secret
 directory {dir}/db
 access to attrs=userPassword by self write by anonymous auth by * none
-access to * by * read
+{key_acl}access to * by * read
 ",
             dir = d.display()
         );
@@ -176,6 +219,8 @@ access to * by * read
             ldaps_port,
             cafile,
             unknown_cafile,
+            client_cert,
+            client_key,
         };
         for _ in 0..400 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok()

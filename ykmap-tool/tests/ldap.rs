@@ -75,3 +75,44 @@ fn list_and_check_read_the_directory() {
     assert!(text.contains("invalidCredentials"), "{text}");
     assert!(!text.contains("wrong-one"));
 }
+
+#[test]
+fn check_describes_bind_as_user_and_searches_anonymously_online() {
+    if !slapd::available() {
+        eprintln!("slapd not installed (scripts/setup.sh): skipped");
+        return;
+    }
+    let d = Slapd::start(&format!(
+        "dn: uid=alice,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: yubiKeyUser\nuid: alice\ncn: a\nsn: a\nuserPassword: alice-pw-77\nyubiKeyId: {ID}\n\n"
+    ))
+    .unwrap();
+    let dir = yubiotp_testsupport::tempdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = dir.path().join("yubiotp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"local\"\n[local]\nkeystore = \"{d}/keys\"\nstatedir = \"{d}\"\n[ldap]\nuri = \"{uri}\"\nbasedn = \"{PEOPLE}\"\nuser_attr = \"uid\"\nyubi_attr = \"yubiKeyId\"\nbind_as_user = true\n",
+            d = dir.path().display(),
+            uri = d.uri()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, text) = ykmap(&config, &["check"]);
+    assert!(
+        text.contains("bind as the user, \"uid=USER,ou=people,dc=example,dc=org\""),
+        "{text}"
+    );
+    assert!(text.contains("a wrong password is PAM_AUTH_ERR"), "{text}");
+    let (_, text) = ykmap(&config, &["check", "--online"]);
+    assert!(text.contains("searches anonymously"), "{text}");
+    assert!(
+        text.contains("connection and anonymous search (no bind) answered cleanly"),
+        "{text}"
+    );
+    let (rc, text) = ykmap(&config, &["map", "list", "alice"]);
+    assert_eq!(rc, Some(0), "{text}");
+    assert!(text.contains("searches anonymously"), "{text}");
+    assert!(text.contains(&format!("alice:{ID}")), "{text}");
+}

@@ -590,11 +590,19 @@ fn ldap_settings(v: &mut Values) -> Result<Option<crate::ldap::LdapSettings>, Co
         ));
     }
     if v.ldap_bind_as_user {
-        return Err(ConfigError::new(
-            "ldap.bind_as_user (ldap_bind_as_user) is not supported yet; use ldap.bind_user with ldap.bind_password, or an anonymous search",
-        ));
+        if v.ldap_user_attr.is_none() {
+            return Err(need(
+                "ldap.bind_as_user (ldap_bind_as_user) needs ldap.user_attr (user_attr=): the bind DN is user_attr=USER,basedn",
+            ));
+        }
+        if v.ldap_bind_user.is_some() || v.ldap_bind_password.is_some() {
+            return Err(need(
+                "ldap.bind_as_user (ldap_bind_as_user) and ldap.bind_user/ldap.bind_password exclude each other: bind as the user or as the service account, not both",
+            ));
+        }
     }
     let bind = match (v.ldap_bind_user.take(), v.ldap_bind_password.take()) {
+        (None, None) if v.ldap_bind_as_user => Bind::AsUser,
         (None, None) => Bind::Anonymous,
         (Some(dn), Some(password)) => Bind::Simple { dn, password },
         (Some(_), None) => {

@@ -374,7 +374,7 @@ options! {
         doc "The bind password; only in the 0600 config file (refused on the PAM line).";
     ldap_bind_as_user: bool = false, shown "off";
         args ["ldap_bind_as_user" Flag]; toml Some("ldap.bind_as_user"), Bool; parse flag;
-        doc "Bind as the user (not supported yet: refused).";
+        doc "Bind as user_attr=USER,basedn with the user's own password (PAM_AUTHTOK, typed before the OTP or set by an earlier module); needs user_attr, excludes bind_user.";
     ldap_cacertfile: PathBuf, shown "none";
         args ["ldap_cacertfile" Value]; toml Some("ldap.cacertfile"), Str; parse path;
         doc "An extra trust anchor file (PEM, root-owned) for LDAP TLS, beside the system roots.";

@@ -251,7 +251,14 @@ impl Conn {
                 return proto::parse_response(&msg).map_err(|e| e.to_string());
             }
             if !self.fill()? {
-                return Err("connection closed by the server".into());
+                return Err(if self.tls.is_some() {
+                    // TLS 1.3: a refused client certificate shows only now.
+                    "TLS connection closed by the server (a server that requires a client \
+                     certificate does so when none, or one it does not trust, was sent)"
+                        .into()
+                } else {
+                    "connection closed by the server".into()
+                });
             }
         }
         Err("read loop".into())

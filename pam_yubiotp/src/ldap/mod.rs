@@ -2,7 +2,7 @@
 //! do it, without its defects: the user name is escaped in DNs (RFC 4514)
 //! and never pasted into filter text (the filter is built as BER, see
 //! [`proto::FilterTemplate`]); key ids match exactly; the bind password is
-//! never logged; the search is bounded (size limit 2, a time limit, one
+//! never logged, nor the user's password with `ldap.bind_as_user`; the search is bounded (size limit 2, a time limit, one
 //! entry expected — several are an error); TLS through rustls with the
 //! cloud client's trust rules; no plaintext to a non-loopback server
 //! unless `ldap.allow_plaintext`.
@@ -16,6 +16,9 @@
 //! Result rules (the same as for the mapping files):
 //! - the entry answered with values of `yubi_attr` (after the prefix) that
 //!   are public ids: those keys;
+//! - with `ldap.bind_as_user`, the directory refusing the user's own
+//!   password (invalidCredentials) is the user's failure, a rejection
+//!   ([`Answer::Refused`], PAM_AUTH_ERR), not an outage;
 //! - the entry answered without such values, or the directory answered
 //!   cleanly that no entry is the user's (search done, zero entries; or
 //!   noSuchObject whose matched DN is the base DN itself): "no key",
@@ -127,6 +130,10 @@ pub enum Bind {
         /// The password (from the 0600 config file only).
         password: SecretBytes,
     },
+    /// pam_yubico 2.27's `ldap_bind_as_user`: a simple bind as
+    /// `user_attr=USER,basedn` (the name RFC 4514-escaped) with the user's
+    /// own password, which the caller passes to [`query`] (never logged).
+    AsUser,
 }
 
 /// The LDAP mapping settings, checked as a whole.
@@ -178,6 +185,10 @@ pub enum Answer {
     Entry(Found),
     /// The directory says there is no entry for the user (why).
     NoEntry(String),
+    /// [`Bind::AsUser`]: the directory refused the user's own password
+    /// (invalidCredentials): a definitive "no", the other servers are not
+    /// asked (why, without the password).
+    Refused(String),
 }
 
 fn normalize_dn(dn: &str) -> String {
@@ -188,13 +199,36 @@ fn normalize_dn(dn: &str) -> String {
 }
 
 impl LdapSettings {
+    /// `user_attr=USER,basedn`, the user name escaped per RFC 4514: the
+    /// DN of the base-object search and of [`Bind::AsUser`]. `None`
+    /// without `user_attr`.
+    #[must_use]
+    pub fn user_dn(&self, user: &str) -> Option<String> {
+        self.user_attr
+            .as_ref()
+            .map(|attr| format!("{attr}={},{}", proto::escape_dn_value(user), self.basedn))
+    }
+
+    /// How the module binds, in words (logs, ykmap); never a password.
+    #[must_use]
+    pub fn describe_bind(&self, user: &str) -> String {
+        match &self.bind {
+            Bind::Anonymous => "anonymous (no bind)".to_string(),
+            Bind::Simple { dn, .. } => format!("as {dn:?} with ldap.bind_password"),
+            Bind::AsUser => format!(
+                "as the user, {:?}, with the user's own password (PAM_AUTHTOK)",
+                self.user_dn(user).unwrap_or_default()
+            ),
+        }
+    }
+
     /// The search for `user`: (base, scope, filter).
     #[must_use]
     pub fn search_for(&self, user: &str) -> (String, Scope, proto::Filter) {
-        match (&self.filter, &self.user_attr) {
+        match (&self.filter, self.user_dn(user)) {
             (Some(f), _) => (self.basedn.clone(), Scope::Sub, f.build(user)),
-            (None, Some(attr)) => (
-                format!("{attr}={},{}", proto::escape_dn_value(user), self.basedn),
+            (None, Some(dn)) => (
+                dn,
                 Scope::Base,
                 proto::Filter::Present("objectClass".into()),
             ),
@@ -284,9 +318,23 @@ fn load_client_cert(
 /// Asks the directory for `user`'s entry: each URI in order, all within
 /// one deadline (each gets an equal share of what is left).
 ///
+/// `password` is the user's own password for [`Bind::AsUser`] (ignored
+/// otherwise). With [`Bind::AsUser`] and no password the search runs
+/// anonymously: only `ykmap`'s checks do that (and say so); the module
+/// never asks without the password ([`LdapSource`]). An empty password is
+/// refused (a simple bind with an empty password is an unauthenticated,
+/// i.e. anonymous, bind: RFC 4513 §5.1.2).
+///
 /// # Errors
 /// Why no server gave a clean answer (every server's reason).
-pub fn query(s: &LdapSettings, user: &str) -> Result<Answer, String> {
+pub fn query(
+    s: &LdapSettings,
+    user: &str,
+    password: Option<&SecretBytes>,
+) -> Result<Answer, String> {
+    if matches!(s.bind, Bind::AsUser) && password.is_some_and(SecretBytes::is_empty) {
+        return Err("LDAP: ldap.bind_as_user: the user's password is empty".into());
+    }
     let deadline = Instant::now() + s.timeout;
     let tls = if s.starttls || s.uris.iter().any(|u| u.ldaps) {
         Some(s.tls_config()?)
@@ -302,7 +350,7 @@ pub fn query(s: &LdapSettings, user: &str) -> Result<Answer, String> {
         }
         let share = u32::try_from(s.uris.len() - n).unwrap_or(1).max(1);
         let until = Instant::now() + left / share;
-        match query_one(s, uri, tls.as_ref(), user, until) {
+        match query_one(s, uri, tls.as_ref(), user, password, until) {
             Ok(a) => return Ok(a),
             Err(e) => reasons.push(format!("{uri}: {e}")),
         }
@@ -310,16 +358,27 @@ pub fn query(s: &LdapSettings, user: &str) -> Result<Answer, String> {
     Err(format!("LDAP: {}", reasons.join("; ")))
 }
 
+const PLAINTEXT_REFUSED: &str = "refusing plaintext LDAP to a non-loopback server, not connecting (use ldaps://, ldap.starttls, or set ldap.allow_plaintext)";
+
 fn query_one(
     s: &LdapSettings,
     uri: &LdapUri,
     tls: Option<&Arc<ClientConfig>>,
     user: &str,
+    password: Option<&SecretBytes>,
     deadline: Instant,
 ) -> Result<Answer, String> {
-    let addrs = client::resolve(&uri.host, uri.port, &s.resolver, deadline)?;
+    let mut addrs = client::resolve(&uri.host, uri.port, &s.resolver, deadline)?;
+    if !(uri.ldaps || s.starttls || s.allow_plaintext) {
+        // Decided before any connection: no plaintext byte (bind DN,
+        // password, user name) ever leaves for another host.
+        addrs.retain(|a| a.ip().is_loopback());
+        if addrs.is_empty() {
+            return Err(PLAINTEXT_REFUSED.into());
+        }
+    }
     let mut c = Conn::open(&addrs, deadline)?;
-    let res = converse(s, uri, tls, user, deadline, &mut c);
+    let res = converse(s, uri, tls, user, password, deadline, &mut c);
     c.unbind();
     res
 }
@@ -347,6 +406,7 @@ fn converse(
     uri: &LdapUri,
     tls: Option<&Arc<ClientConfig>>,
     user: &str,
+    password: Option<&SecretBytes>,
     deadline: Instant,
     c: &mut Conn,
 ) -> Result<Answer, String> {
@@ -366,20 +426,39 @@ fn converse(
         }
         c.start_tls(cfg, &uri.host)?;
     } else if !c.peer.ip().is_loopback() && !s.allow_plaintext {
-        return Err(
-            "refusing plaintext LDAP to a non-loopback server (use ldaps://, ldap.starttls, or set ldap.allow_plaintext)"
-                .into(),
-        );
+        // query_one connects to loopback addresses only; kept as a guard.
+        return Err(PLAINTEXT_REFUSED.into());
     }
-    if let Bind::Simple { dn, password } = &s.bind {
+    let creds = match (&s.bind, password) {
+        (Bind::Simple { dn, password }, _) => Some((dn.clone(), password)),
+        (Bind::AsUser, Some(pw)) => Some((
+            s.user_dn(user)
+                .ok_or("ldap.bind_as_user without ldap.user_attr")?,
+            pw,
+        )),
+        // ykmap's anonymous probe; the module never gets here (LdapSource).
+        (Bind::AsUser, None) | (Bind::Anonymous, _) => None,
+    };
+    if let Some((dn, password)) = creds {
+        if password.is_empty() {
+            return Err("bind: empty password (that would be an anonymous bind)".into());
+        }
         let id = c.id();
-        let msg = zeroize::Zeroizing::new(proto::bind_request(id, dn, password.expose()));
+        let msg = zeroize::Zeroizing::new(proto::bind_request(id, &dn, password.expose()));
         c.send(&msg)?;
+        drop(msg);
         let (got, r) = c.recv()?;
         expect_id(got, id)?;
         match r {
             Response::Bind(r) if r.code == 0 => {}
-            // The message is the server's; it never holds the password.
+            // The user's own password, refused: the user's failure. The
+            // message is the server's; it never holds the password.
+            Response::Bind(r) if r.code == 49 && matches!(s.bind, Bind::AsUser) => {
+                return Ok(Answer::Refused(format!(
+                    "{uri}: {}",
+                    result_error("bind as the user", &r)
+                )));
+            }
             Response::Bind(r) => return Err(result_error("bind", &r)),
             _ => return Err("bind: unexpected answer".into()),
         }
@@ -490,19 +569,33 @@ pub fn keys_in(found: &Found, prefix: Option<&str>, token_id_length: usize) -> K
 pub struct LdapSource<'a> {
     /// Its settings.
     pub settings: &'a LdapSettings,
+    /// The user's own password, for [`Bind::AsUser`] (`None` otherwise).
+    pub password: Option<&'a SecretBytes>,
 }
+
+/// Why [`Bind::AsUser`] cannot work without the password (logged).
+pub const NEEDS_PASSWORD: &str = "ldap.bind_as_user needs the user's password, and PAM_AUTHTOK holds none: type it in front of the OTP at the prompt, or stack the password module first (try_first_pass/use_first_pass)";
 
 impl crate::mapping::MappingSource for LdapSource<'_> {
     /// The directory is the authority, as the central file is for
     /// virtual users: no passwd lookup.
     fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
-        match query(self.settings, user) {
+        if matches!(self.settings.bind, Bind::AsUser)
+            && self.password.is_none_or(SecretBytes::is_empty)
+        {
+            // Never an anonymous search in its place: an ACL that hides
+            // the key attribute from anonymous readers would read as "no
+            // key", and nullok would let the user through.
+            return KeyLookup::Unavailable(NEEDS_PASSWORD.into());
+        }
+        match query(self.settings, user, self.password) {
             Ok(Answer::Entry(f)) => keys_in(
                 &f,
                 self.settings.yubi_attr_prefix.as_deref(),
                 token_id_length,
             ),
             Ok(Answer::NoEntry(why)) => KeyLookup::NoKeys(format!("LDAP: {why}")),
+            Ok(Answer::Refused(why)) => KeyLookup::Refused(format!("LDAP: {why}")),
             Err(e) => KeyLookup::Unavailable(e),
         }
     }
@@ -598,7 +691,9 @@ mod tests {
         for (toml, args, needle) in [
             (format!("{base}uri = \"ldap://a\"\nbind_user = \"cn=r\"\n"), vec![], "bind_password"),
             ("mode = \"local\"\n[ldap]\nuri = \"ldap://a\"\nbasedn = \"dc=x\"\nuser_attr = \"uid\"\n".to_string(), vec![], "yubi_attr"),
-            (format!("{base}uri = \"ldap://a\"\nbind_as_user = true\n"), vec![], "not supported"),
+            (format!("{base}uri = \"ldap://a\"\nbind_as_user = true\nbind_user = \"cn=r\"\nbind_password = \"pw-Secret-2\"\n"), vec![], "exclude each other"),
+            ("mode = \"local\"\n[ldap]\nuri = \"ldap://a\"\nbasedn = \"dc=x\"\nfilter = \"(uid=%u)\"\nyubi_attr = \"k\"\nbind_as_user = true\n".to_string(), vec![], "needs ldap.user_attr"),
+            ("mode = \"local\"\n[ldap]\nuri = \"ldap://a\"\nbasedn = \"dc=x\"\nfilter = \"(uid=%u)\"\nyubi_attr = \"k\"\n".to_string(), vec!["ldap_bind_as_user"], "needs ldap.user_attr"),
             (base.to_string(), vec!["ldap_uri=ldap://a", "ldap_bind_password=pw-Secret-2"], "never accepted"),
             (base.to_string(), vec!["ldap_uri=ldap://a", "ldap_clientkeyfile=/k"], "never accepted"),
             (base.to_string(), vec!["ldap_uri=http://a"], "ldap://"),
@@ -606,6 +701,22 @@ mod tests {
             let e = resolved(&toml, &args).unwrap_err();
             assert!(e.contains(needle), "{e}");
             assert!(!e.contains("pw-Secret-2"), "{e}");
+        }
+        // bind_as_user: in the file or on the PAM line (pam_yubico's flag).
+        for (toml, args) in [
+            (
+                format!("{base}uri = \"ldap://a\"\nbind_as_user = true\n"),
+                vec![],
+            ),
+            (
+                format!("{base}uri = \"ldap://a\"\n"),
+                vec!["ldap_bind_as_user"],
+            ),
+        ] {
+            let l = resolved(&toml, &args).unwrap().ldap.unwrap();
+            assert!(matches!(l.bind, Bind::AsUser));
+            assert_eq!(l.user_dn("a+b").unwrap(), "uid=a\\+b,dc=x");
+            assert!(l.describe_bind("u").contains("\"uid=u,dc=x\""));
         }
         // LDAP options without a server: an error, not the files silently.
         assert!(resolved(base, &[]).unwrap_err().contains("ldap.uri"));
@@ -631,5 +742,66 @@ mod tests {
         };
         assert_eq!(s.search_for("a,b=c").0, "uid=a\\,b\\=c,ou=people,dc=x");
         assert!(s.describe("x").contains("scope base"));
+    }
+
+    #[test]
+    fn bind_as_user_never_asks_without_the_password() {
+        use crate::mapping::MappingSource as _;
+        let s = LdapSettings {
+            uris: vec![LdapUri::parse("ldap://127.0.0.1:1").unwrap()],
+            basedn: "ou=people,dc=x".into(),
+            user_attr: Some("uid".into()),
+            yubi_attr: "yubiKeyId".into(),
+            yubi_attr_prefix: None,
+            filter: None,
+            bind: Bind::AsUser,
+            cacertfile: None,
+            client_cert: None,
+            starttls: false,
+            allow_plaintext: false,
+            timeout: Duration::from_secs(1),
+            resolver: PathBuf::new(),
+        };
+        let empty = SecretBytes::new(Vec::new());
+        for password in [None, Some(&empty)] {
+            let src = LdapSource {
+                settings: &s,
+                password,
+            };
+            assert!(
+                matches!(src.keys_for("alice", 12), KeyLookup::Unavailable(ref r) if r.contains("needs the user's password")),
+                "{password:?}"
+            );
+        }
+        assert!(
+            query(&s, "alice", Some(&empty))
+                .unwrap_err()
+                .contains("empty")
+        );
+    }
+
+    #[test]
+    fn plaintext_to_a_remote_server_is_refused_before_connecting() {
+        let s = LdapSettings {
+            // TEST-NET-1: a connect would hang until the deadline.
+            uris: vec![LdapUri::parse("ldap://192.0.2.1").unwrap()],
+            basedn: "dc=x".into(),
+            user_attr: Some("uid".into()),
+            yubi_attr: "yubiKeyId".into(),
+            yubi_attr_prefix: None,
+            filter: None,
+            bind: Bind::Anonymous,
+            cacertfile: None,
+            client_cert: None,
+            starttls: false,
+            allow_plaintext: false,
+            timeout: Duration::from_secs(30),
+            resolver: PathBuf::new(),
+        };
+        let e = query(&s, "alice", None).unwrap_err();
+        assert!(
+            e.contains("refusing plaintext") && e.contains("not connecting"),
+            "{e}"
+        );
     }
 }

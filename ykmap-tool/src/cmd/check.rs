@@ -125,14 +125,22 @@ pub fn audit(args: &CheckArgs, g: &GlobalArgs) -> CliResult<Vec<String>> {
             }
             if let Some(l) = &s.ldap {
                 note(&format!(
-                    "the mapping is in LDAP ({}): {}; the files are not read",
+                    "the mapping is in LDAP ({}): {}; bind {}; the files are not read",
                     l.uris
                         .iter()
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", "),
-                    l.describe("USER")
+                    l.describe("USER"),
+                    l.describe_bind("USER")
                 ));
+                if pam_yubiotp::session::binds_as_user(l) {
+                    note(
+                        "ldap.bind_as_user: the OTP and the password are asked for before the \
+                         directory is (a user without a key is prompted too); a wrong password \
+                         is PAM_AUTH_ERR, none at all PAM_AUTHINFO_UNAVAIL",
+                    );
+                }
             }
             if args.online {
                 online::run(&s, &mut problems);

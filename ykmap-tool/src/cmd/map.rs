@@ -242,11 +242,18 @@ fn print_users(json: bool, users: &[(&str, &[yubiotp_core::PublicId])]) {
 }
 
 /// `map list USER` with the LDAP mapping: the module's search, and what it
-/// makes of the answer (the same rules: exact ids, one entry).
+/// makes of the answer (the same rules: exact ids, one entry). With
+/// `ldap.bind_as_user` the tool has no password of the user's: it
+/// searches anonymously and says so (what it shows may then differ from
+/// what the user's own bind would read).
 fn list_ldap(l: &LdapSettings, user: &str, token_id_length: usize) -> CliResult {
     mapping_text::validate_user(user)?;
-    match ldap::query(l, user).map_err(CliError::failed)? {
+    if pam_yubiotp::session::binds_as_user(l) {
+        crate::note(ldap_anonymous_note());
+    }
+    match ldap::query(l, user, None).map_err(CliError::failed)? {
         ldap::Answer::NoEntry(why) => Err(CliError::failed(format!("{user}: LDAP: {why}"))),
+        ldap::Answer::Refused(why) => Err(CliError::failed(why)),
         ldap::Answer::Entry(found) => {
             crate::note(&format!("from {} entry {:?}", found.server, found.dn));
             match ldap::keys_in(&found, l.yubi_attr_prefix.as_deref(), token_id_length) {
@@ -256,10 +263,19 @@ fn list_ldap(l: &LdapSettings, user: &str, token_id_length: usize) -> CliResult 
                 }
                 KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{user}: {why}"))),
                 KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {user:?}"))),
-                KeyLookup::Unavailable(why) => Err(CliError::failed(why)),
+                KeyLookup::Unavailable(why) | KeyLookup::Refused(why) => Err(CliError::failed(why)),
             }
         }
     }
+}
+
+/// What `map list` and `check --online` say when the module binds as the
+/// user.
+#[must_use]
+pub fn ldap_anonymous_note() -> &'static str {
+    "ldap.bind_as_user: the module binds as each user with the user's own password, which \
+     ykmap does not have; it searches anonymously instead (a directory that shows the key \
+     attribute only to the user's own bind answers \"no key\" here)"
 }
 
 fn list(settings: &Settings, user: Option<&str>) -> CliResult {
@@ -304,7 +320,7 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
                 }
                 KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{u}: {why}"))),
                 KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {u:?}"))),
-                KeyLookup::Unavailable(why) => Err(CliError::failed(why)),
+                KeyLookup::Unavailable(why) | KeyLookup::Refused(why) => Err(CliError::failed(why)),
             }
         }
         (None, None) => Err(CliError::input(

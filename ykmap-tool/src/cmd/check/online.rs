@@ -119,16 +119,25 @@ pub const LDAP_PROBE_USER: &str = "ykmap-online-check";
 
 /// `--online` with an LDAP mapping: binds and runs one search (for
 /// [`LDAP_PROBE_USER`]), as the module would; a clean answer (entry or no
-/// entry) is printed, anything else is a problem.
+/// entry) is printed, anything else is a problem. With
+/// `ldap.bind_as_user` there is no user's password to bind with: the
+/// check connects (TLS, client certificate, failover as the module) and
+/// runs the same search anonymously, and says so.
 pub fn ldap(l: &pam_yubiotp::ldap::LdapSettings, problems: &mut Vec<String>) {
-    match pam_yubiotp::ldap::query(l, LDAP_PROBE_USER) {
+    let what = if pam_yubiotp::session::binds_as_user(l) {
+        note(crate::cmd::map::ldap_anonymous_note());
+        "connection and anonymous search (no bind)"
+    } else {
+        "bind and search"
+    };
+    match pam_yubiotp::ldap::query(l, LDAP_PROBE_USER, None) {
         Ok(pam_yubiotp::ldap::Answer::Entry(f)) => println!(
-            "{}: bind and search answered (an entry {:?} for {LDAP_PROBE_USER})",
+            "{}: {what} answered (an entry {:?} for {LDAP_PROBE_USER})",
             f.server, f.dn
         ),
         Ok(pam_yubiotp::ldap::Answer::NoEntry(why)) => {
-            println!("LDAP: bind and search answered cleanly ({why} for {LDAP_PROBE_USER})");
+            println!("LDAP: {what} answered cleanly ({why} for {LDAP_PROBE_USER})");
         }
-        Err(e) => problems.push(e),
+        Ok(pam_yubiotp::ldap::Answer::Refused(why)) | Err(why) => problems.push(why),
     }
 }
