@@ -505,11 +505,27 @@ pub enum Rename {
 /// a failure during the renames leaves the earlier ones done (each is
 /// whole), and is an error. Temp files not renamed are removed, on every
 /// path (including a drop without commit).
+///
+/// Per file it costs an `open`, one `write`, a `close` and the rename: the
+/// random part of the temp names is drawn once per batch (a counter makes
+/// each name unique), `RLIMIT_FSIZE` is read once, and the mode is set
+/// with `fchmod` only when the first file shows that `open` alone does
+/// not give exactly the mode asked for (a umask that takes owner bits).
 #[derive(Debug)]
 pub struct Batch {
     dir: PathBuf,
     perms: Perms,
     temps: Vec<(PathBuf, PathBuf)>,
+    /// Files are written under their own names, not renamed: `dir` is a
+    /// new directory nobody reads until the caller renames it into place.
+    direct: bool,
+    /// The batch's random temp-name part, drawn on the first `add`.
+    random: Option<[u8; TEMP_RANDOM_CHARS / 2]>,
+    next: u64,
+    /// The `RLIMIT_FSIZE` soft limit, read on the first `add`.
+    fsize: Option<u64>,
+    /// Whether `fchmod` is needed (decided on the first file).
+    chmod: Option<bool>,
 }
 
 impl Batch {
@@ -520,7 +536,122 @@ impl Batch {
             dir: dir.to_path_buf(),
             perms,
             temps: Vec::new(),
+            direct: false,
+            random: None,
+            next: 0,
+            fsize: None,
+            chmod: None,
         }
+    }
+
+    /// A batch that fills `dir`, a new private directory no reader looks
+    /// at yet: each file is created under its own name (`O_EXCL`, so
+    /// twice the same name is an error), and [`commit`](Self::commit)
+    /// only makes them durable (`syncfs`, then the directory's `fsync`).
+    /// The caller renames the directory into place afterwards; on a drop
+    /// without commit the files are removed.
+    #[must_use]
+    pub fn filling_new_dir(dir: &Path, perms: Perms) -> Self {
+        let mut b = Self::new(dir, perms);
+        b.direct = true;
+        b
+    }
+
+    /// The next temp name of the batch: `prefix` and 32 hex characters,
+    /// the batch's random bytes plus a counter.
+    fn temp_name(&mut self, prefix: &str) -> Result<String, StoreError> {
+        let random = match self.random {
+            Some(r) => r,
+            None => {
+                use ring::rand::SecureRandom;
+                let mut bytes = [0u8; TEMP_RANDOM_CHARS / 2];
+                ring::rand::SystemRandom::new()
+                    .fill(&mut bytes)
+                    .map_err(|_| {
+                        io_error(
+                            &self.dir,
+                            "random temp name",
+                            io::Error::other("no OS randomness"),
+                        )
+                    })?;
+                self.random = Some(bytes);
+                bytes
+            }
+        };
+        let mut bytes = random;
+        let n = u128::from_be_bytes(bytes).wrapping_add(u128::from(self.next));
+        self.next += 1;
+        bytes = n.to_be_bytes();
+        Ok(format!("{prefix}{}", yubiotp_core::hex::encode(&bytes)))
+    }
+
+    /// Creates `path` with `contents` (not synced), as the batch's rules
+    /// say (see the type's doc).
+    fn write_file(&mut self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+        let limit = match self.fsize {
+            Some(l) => l,
+            None => {
+                use nix::sys::resource::{Resource, getrlimit};
+                let (soft, _) = getrlimit(Resource::RLIMIT_FSIZE).map_err(|e| {
+                    io_error(
+                        path,
+                        "read RLIMIT_FSIZE",
+                        io::Error::from_raw_os_error(e as i32),
+                    )
+                })?;
+                self.fsize = Some(soft);
+                soft
+            }
+        };
+        let len = u64::try_from(contents.len()).unwrap_or(u64::MAX);
+        if limit != nix::libc::RLIM_INFINITY && len > limit {
+            return Err(io_error(
+                path,
+                "write",
+                io::Error::other(format!(
+                    "the caller's file size limit (RLIMIT_FSIZE, {limit} bytes) is below the \
+                     {len} bytes to write"
+                )),
+            ));
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.perms.mode & 0o777)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| io_error(path, "create temp file", e))?;
+        let written = (|| {
+            if let Some((uid, gid)) = self.perms.owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                    .map_err(|e| io_error(path, "chown temp file", e))?;
+            }
+            let chmod = match self.chmod {
+                Some(c) => c,
+                None => {
+                    let got = file
+                        .metadata()
+                        .map_err(|e| io_error(path, "stat temp file", e))?
+                        .mode()
+                        & 0o7777;
+                    // A chown clears set-id bits: then always chmod.
+                    let c = got != self.perms.mode || self.perms.owner.is_some();
+                    self.chmod = Some(c);
+                    c
+                }
+            };
+            if chmod {
+                file.set_permissions(std::fs::Permissions::from_mode(self.perms.mode))
+                    .map_err(|e| io_error(path, "chmod temp file", e))?;
+            }
+            file.write_all(contents)
+                .map_err(|e| io_error(path, "write", e))
+        })();
+        drop(file);
+        if written.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        written
     }
 
     /// Number of files added.
@@ -542,10 +673,15 @@ impl Batch {
     /// # Errors
     /// The temp file cannot be created or written (it is removed then).
     pub fn add(&mut self, target: &Path, prefix: &str, contents: &[u8]) -> Result<(), StoreError> {
-        let tmp = self
-            .dir
-            .join(format!("{prefix}{}", random_suffix(&self.dir)?));
-        write_temp(&tmp, self.perms, contents, false, &no_hook)?;
+        if self.direct {
+            self.write_file(target, contents)?;
+            self.temps
+                .push((target.to_path_buf(), target.to_path_buf()));
+            return Ok(());
+        }
+        let name = self.temp_name(prefix)?;
+        let tmp = self.dir.join(name);
+        self.write_file(&tmp, contents)?;
         self.temps.push((tmp, target.to_path_buf()));
         Ok(())
     }
@@ -577,6 +713,13 @@ impl Batch {
         }
         hook(CommitStep::TempSynced);
         let temps = std::mem::take(&mut self.temps);
+        if self.direct {
+            // Already under their names, in a directory no one reads yet.
+            hook(CommitStep::Renamed);
+            sync_dir(&self.dir)?;
+            hook(CommitStep::DirSynced);
+            return Ok(vec![true; temps.len()]);
+        }
         let mut renamed = Vec::with_capacity(temps.len());
         let mut rest = temps.into_iter();
         let outcome = (|| {
@@ -757,5 +900,51 @@ mod tests {
         let b = random_suffix(d).unwrap();
         assert_eq!(a.len(), TEMP_RANDOM_CHARS);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_batch_draws_distinct_temp_names_its_cleanup_recognises() {
+        let mut batch = Batch::new(Path::new("."), Perms::PRIVATE);
+        let names: Vec<String> = (0..1000)
+            .map(|_| batch.temp_name("k.tmp-").unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| is_temp_name(n, "k.tmp-")),
+            "{:?}",
+            names.first()
+        );
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        // Another batch starts elsewhere.
+        let mut other = Batch::new(Path::new("."), Perms::PRIVATE);
+        assert!(!names.contains(&other.temp_name("k.tmp-").unwrap()));
+    }
+
+    #[test]
+    fn filling_a_new_dir_writes_final_names_and_a_drop_removes_them() {
+        let d = yubiotp_testsupport::tempdir();
+        let dir = d.path().join("new");
+        std::fs::create_dir(&dir).unwrap();
+        let mut batch = Batch::filling_new_dir(&dir, Perms::PRIVATE);
+        batch.add(&dir.join("a"), "a.tmp-", b"one").unwrap();
+        assert!(
+            batch.add(&dir.join("a"), "a.tmp-", b"two").is_err(),
+            "O_EXCL"
+        );
+        batch.add(&dir.join("b"), "b.tmp-", b"two").unwrap();
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"one");
+        assert_eq!(
+            std::fs::metadata(dir.join("b")).unwrap().mode() & 0o7777,
+            0o600
+        );
+        drop(batch);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let mut batch = Batch::filling_new_dir(&dir, Perms::PRIVATE);
+        batch.add(&dir.join("c"), "c.tmp-", b"three").unwrap();
+        assert_eq!(
+            batch.commit(&[], Rename::Replace, &no_hook).unwrap(),
+            vec![true]
+        );
+        assert_eq!(std::fs::read(dir.join("c")).unwrap(), b"three");
     }
 }

@@ -395,7 +395,9 @@ pub fn update<T>(
     }
     let _lock = lock_exclusive(&lock_path(keystore)?, LOCK_OWNER, LOCK_TIMEOUT)?;
     hook(CommitStep::Locked);
-    create_private_dir(&dir)?;
+    if !exists(&dir)? {
+        return create_store(keystore, &dir, hook, edit);
+    }
     check_key_dir(&dir)?;
     remove_stale_key_temps(&dir)?;
     let mut e = KeyEdit::Dir {
@@ -428,6 +430,85 @@ pub fn update<T>(
     }
     batch.commit(&removals, Rename::Replace, hook)?;
     Ok(out)
+}
+
+/// [`update`] of a store that does not exist yet (called under its lock):
+/// the keys are written under their own names into a new private
+/// directory `.<name>.d.tmp-<random>` next to it (one file system sync,
+/// no renames per key), which is then renamed to `<keystore>.d`, so a
+/// reader sees no store or the whole new one. Temp directories of a
+/// crashed run are removed first.
+fn create_store<T>(
+    keystore: &Path,
+    dir: &Path,
+    hook: &dyn Fn(CommitStep),
+    edit: impl FnOnce(&mut KeyEdit<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let parent = parent_dir(keystore);
+    let name = file_name(keystore)?;
+    remove_stale_dirs(parent, name)?;
+    let mut e = KeyEdit::Dir {
+        ids: BTreeSet::new(),
+        pending: BTreeMap::new(),
+    };
+    hook(CommitStep::Read);
+    let out = edit(&mut e)?;
+    let KeyEdit::Dir { pending, .. } = e else {
+        return Ok(out);
+    };
+    let tmp = parent.join(format!(
+        "{}{}",
+        stale_dir_prefix(name),
+        crate::atomic::random_hex(parent)?
+    ));
+    create_private_dir(&tmp)?;
+    let written = (|| {
+        let mut batch = Batch::filling_new_dir(&tmp, Perms::PRIVATE);
+        for (id, change) in pending {
+            if let Some(material) = change {
+                let file = key_file_name(&id);
+                batch.add(
+                    &tmp.join(&file),
+                    &temp_prefix(&file),
+                    key_file_text(id, material).as_bytes(),
+                )?;
+            }
+        }
+        batch.commit(&[], Rename::Replace, hook)?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|e| io_error(dir, "rename", io::Error::from_raw_os_error(e as i32)))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent)?;
+    Ok(out)
+}
+
+/// Removes the temp directories (`.<name>.d.tmp-<32 hex>`) that a crashed
+/// [`migrate`] or first [`update`] left next to the store. Call under the
+/// store lock.
+fn remove_stale_dirs(parent: &Path, name: &str) -> Result<(), StoreError> {
+    let prefix = stale_dir_prefix(name);
+    let entries = std::fs::read_dir(parent).map_err(|e| io_error(parent, "list", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(parent, "list", e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_temp_name(n, &prefix))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// What [`migrate`] did.
@@ -491,22 +572,12 @@ pub fn migrate(keystore: &Path) -> Result<Migrated, StoreError> {
     }
     let old = KeyStore::load(keystore)?;
     // Temp directories of a crashed migration.
+    remove_stale_dirs(parent, name)?;
     let prefix = stale_dir_prefix(name);
-    let entries = std::fs::read_dir(parent).map_err(|e| io_error(parent, "list", e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(parent, "list", e))?;
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| is_temp_name(n, &prefix))
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
     let tmp = parent.join(format!("{prefix}{}", crate::atomic::random_hex(parent)?));
     create_private_dir(&tmp)?;
     let written = (|| {
-        let mut batch = Batch::new(&tmp, Perms::PRIVATE);
+        let mut batch = Batch::filling_new_dir(&tmp, Perms::PRIVATE);
         for id in old.ids() {
             let Some(material) = old.get(&id) else {
                 continue;

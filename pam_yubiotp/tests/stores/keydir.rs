@@ -187,3 +187,56 @@ fn a_held_key_does_not_block_another_keys_login() {
     // The same OTP again: exactly one acceptance.
     assert!(matches!(login(&a, &s, 1), LocalVerdict::Rejected(_)));
 }
+
+/// A new store is built in a private temp directory and renamed into
+/// place whole: a failing edit leaves no store, a crashed run's temp
+/// directory is removed by the next first write, and no temp directory is
+/// left after a good one.
+#[test]
+fn a_new_store_appears_whole_or_not_at_all() {
+    let d = tempdir();
+    let ks = d.path().join("keys");
+    let dir = keydir::dir_of(&ks).unwrap();
+    let stale = d.path().join(format!(".keys.d.tmp-{}", "ab".repeat(16)));
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join("junk"), "x").unwrap();
+    let (a, b) = (key(1), key(2));
+    let failed: Result<(), _> = keydir::update(&ks, &|_| {}, |e| {
+        e.insert(a.id, a.km.clone());
+        Err(pam_yubiotp::store::StoreError::Exists(a.id))
+    });
+    assert!(failed.is_err());
+    assert!(!dir.exists(), "a failed first edit makes no store");
+    // Steps seen by the hook: the directory is not there before the
+    // files are durable.
+    let seen = std::cell::RefCell::new(Vec::new());
+    keydir::update(
+        &ks,
+        &|step| seen.borrow_mut().push((step, dir.exists())),
+        |e| {
+            e.insert(a.id, a.km.clone());
+            e.insert(b.id, b.km.clone());
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(
+        seen.borrow().iter().all(|(_, there)| !there),
+        "{:?}",
+        seen.borrow()
+    );
+    let left: Vec<_> = fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "temp directories left: {left:?}");
+    let all = Keys::open(&ks).unwrap();
+    assert_eq!(all.ids(), vec![a.id, b.id]);
+    all.verify_all().unwrap();
+    assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+    assert_eq!(
+        fs::metadata(dir.join(b.id.to_modhex())).unwrap().mode() & 0o7777,
+        0o600
+    );
+}
