@@ -268,7 +268,7 @@ fn other_users_line(raw: &[u8], user: &[u8]) -> bool {
 }
 
 /// How much of the central file a scan reads at a time.
-const SCAN_CHUNK: usize = 256 << 10;
+const SCAN_CHUNK: usize = 64 << 10;
 
 /// Reads `reader` to its end in chunks (the first buffer `chunk` bytes
 /// long; tests use tiny ones), at most `max` bytes, and hands `lines` the
@@ -282,11 +282,22 @@ fn for_each_run(
     chunk: usize,
     mut lines: impl FnMut(&[u8], bool),
 ) -> Result<(), std::io::Error> {
-    let mut buf = vec![0u8; chunk.max(1)];
+    // Fallible allocation: in a host short of memory (a small RLIMIT_AS)
+    // the scan fails, and the login with it, instead of the process
+    // aborting.
+    let grow = |buf: &mut Vec<u8>, to: usize| -> Result<(), std::io::Error> {
+        buf.try_reserve_exact(to.saturating_sub(buf.len()))
+            .map_err(|_| std::io::Error::other("out of memory for the read buffer"))?;
+        buf.resize(to, 0);
+        Ok(())
+    };
+    let mut buf = Vec::new();
+    grow(&mut buf, chunk.max(1))?;
     let (mut filled, mut total, mut first) = (0usize, 0u64, true);
     loop {
         if filled == buf.len() {
-            buf.resize(buf.len().saturating_mul(2), 0);
+            let to = buf.len().saturating_mul(2);
+            grow(&mut buf, to)?;
         }
         let n = match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
             Ok(n) => n,
