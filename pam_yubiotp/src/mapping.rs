@@ -247,24 +247,67 @@ pub fn scan_user(bytes: &[u8], user: &str) -> UserScan {
 /// through [`visit_line`]. Nothing is decoded or allocated.
 fn other_users_line(raw: &[u8], user: &[u8]) -> bool {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let Some(colon) = memchr::memchr(b':', raw) else {
-        return false;
-    };
-    let (name, ids) = raw.split_at(colon);
-    if name.is_empty()
-        || name == user
-        || !name
-            .iter()
-            .all(|b| matches!(b, 0x21..=0x7e) && !matches!(b, b';' | b'=' | b','))
-    {
+    // One pass, a table lookup a byte: the name up to the first ':' ...
+    let mut bytes = raw.iter();
+    let mut name_len = 0usize;
+    loop {
+        match bytes.next() {
+            None => return false,
+            Some(b':') => break,
+            Some(b) if class(*b) & NAME_BYTE != 0 => name_len += 1,
+            Some(_) => return false,
+        }
+    }
+    if name_len == 0 || raw.get(..name_len) == Some(user) {
         return false;
     }
-    ids.split(|b| *b == b':').all(|f| {
-        f.is_empty()
-            || (f.len().is_multiple_of(2)
-                && f.len() <= 2 * PublicId::MAX_BYTES
-                && f.iter().all(|b| yubiotp_core::modhex::nibble(*b).is_some()))
-    })
+    // ... then ids of modhex, of even length up to 32, between ':'s.
+    let mut field = 0usize;
+    for b in bytes {
+        if *b == b':' {
+            if !field.is_multiple_of(2) || field > 2 * PublicId::MAX_BYTES {
+                return false;
+            }
+            field = 0;
+        } else if class(*b) & MODHEX_BYTE != 0 {
+            field += 1;
+        } else {
+            return false;
+        }
+    }
+    field.is_multiple_of(2) && field <= 2 * PublicId::MAX_BYTES
+}
+
+/// [`class`] bit: a byte a user name may hold on the quick path
+/// (printable ASCII but blanks, `;`, `=` and `,`; not `:`).
+const NAME_BYTE: u8 = 1;
+/// [`class`] bit: a modhex character, either case.
+const MODHEX_BYTE: u8 = 2;
+
+/// The byte classes of the quick path, by byte value.
+// Indexing in a constant: an index out of range fails the build, it
+// cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        if b != b';' as usize && b != b'=' as usize && b != b',' as usize && b != b':' as usize {
+            t[b] = NAME_BYTE;
+        }
+        b += 1;
+    }
+    let alphabet = b"cbdefghijklnrtuvCBDEFGHIJKLNRTUV";
+    let mut i = 0;
+    while i < alphabet.len() {
+        t[alphabet[i] as usize] |= MODHEX_BYTE;
+        i += 1;
+    }
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASSES.get(usize::from(b)).copied().unwrap_or(0)
 }
 
 /// How much of the central file a scan reads at a time.
@@ -364,8 +407,14 @@ fn scan_in_chunks(
     let mut line_no = 0usize;
     for_each_run(reader, max, chunk, |run, at_start| {
         let run = without_bom(run, at_start);
-        let run = run.strip_suffix(b"\n").unwrap_or(run);
-        for raw in run.split(|b| *b == b'\n') {
+        let mut start = 0usize;
+        let ends = memchr::memchr_iter(b'\n', run).chain(
+            // The input's last line, when it has no `\n`.
+            (!run.ends_with(b"\n")).then_some(run.len()),
+        );
+        for end in ends {
+            let raw = run.get(start..end).unwrap_or_default();
+            start = end + 1;
             line_no += 1;
             if !other_users_line(raw, user.as_bytes()) {
                 visit_line(raw, line_no, &mut s);
