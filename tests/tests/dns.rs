@@ -1,5 +1,5 @@
-//! Name resolution inside the cloud deadline, end to end through the real
-//! libpam: the driver runs in a private mount namespace (`unshare --mount`)
+//! Name resolution inside the cloud and LDAP deadlines, end to end
+//! through the real libpam: the driver runs in a private mount namespace (`unshare --mount`)
 //! with its own /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf
 //! (`hosts: files dns`) bind-mounted, so the machine's files are never
 //! touched. The name server is a UDP socket on a private loopback address
@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use yubiotp_core::Counter;
 use yubiotp_tests::{Run, RunOpts, TestKey, World, code, is_root, write_mode};
+use yubiotp_testsupport::slapd::{self, PEOPLE, Slapd, SlapdOptions};
 use yubiotp_testsupport::{Behavior, Config, MockServer, TEST_KEY_B64, test_key};
 
 /// The resolver helper built from the module's own code (the installed one
@@ -343,4 +345,68 @@ fn the_helper_prints_addresses_in_its_line_format() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("error "));
     let _ = Path::new(HELPER);
+}
+
+/// Local mode with the key from a real slapd named `host` in `ldap.uri`
+/// (the resolver helper set with `cloud.resolver`, which LDAP uses too).
+fn ldap_setup(host: &str, dir: &Slapd, args: &str) -> Setup {
+    let mut w = World::new();
+    w.add_user("alice", 2001);
+    let alice = TestKey::new(1);
+    w.add_key(&alice, Counter::new(1, 0));
+    let port = dir.uri().rsplit(':').next().unwrap().to_string();
+    w.write_config(&format!(
+        "mode = \"local\"\n[local]\nkeystore = \"@ETC@/keys\"\nstatedir = \"@STATE@\"\n\
+         [cloud]\nresolver = \"{HELPER}\"\n\
+         [ldap]\nuri = \"ldap://{host}:{port}\"\nbasedn = \"{PEOPLE}\"\nuser_attr = \"uid\"\n\
+         yubi_attr = \"yubiKeyId\"\nconnection_timeout = 2\n"
+    ));
+    w.simple_service(args);
+    Setup { w, alice }
+}
+
+fn alice_in_ldap() -> Option<Slapd> {
+    if !slapd::available() {
+        eprintln!("SKIP: slapd not installed (scripts/setup.sh)");
+        return None;
+    }
+    let id = TestKey::new(1).id;
+    let ldif = format!(
+        "dn: uid=alice,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: yubiKeyUser\n\
+         uid: alice\ncn: alice\nsn: alice\nyubiKeyId: {id}\n\n"
+    );
+    Some(Slapd::start_with(&ldif, SlapdOptions::default()).unwrap())
+}
+
+#[test]
+fn an_ldap_server_name_from_dns_resolves_through_the_helper() {
+    if !usable() {
+        return;
+    }
+    let Some(dir) = alice_in_ldap() else { return };
+    let dns = AnsweringDns::start();
+    let mut s = ldap_setup("ldap-answered.example", &dir, "");
+    let r = auth_in_namespace(&mut s, "127.0.0.1 localhost\n", dns.ip, false);
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    nothing_left(&r);
+}
+
+#[test]
+fn an_ldap_server_name_nobody_answers_is_cut_off_and_unavailable_even_with_nullok() {
+    if !usable() {
+        return;
+    }
+    let Some(dir) = alice_in_ldap() else { return };
+    let (_dns, ip) = blackhole();
+    let mut s = ldap_setup("ldap-unanswered.example", &dir, "nullok");
+    let r = auth_in_namespace(&mut s, "127.0.0.1 localhost\n", ip, false);
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.contains("ldap-unanswered.example") && l.contains("lookup stopped")),
+        "the log says the lookup was stopped at the LDAP deadline\n{}",
+        r.everything()
+    );
+    nothing_left(&r);
 }
