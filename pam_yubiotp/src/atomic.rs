@@ -298,14 +298,26 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// PAM host such as `su`, with no result). Checking first keeps signal
 /// dispositions untouched and turns the limit into an ordinary error.
 fn check_fsize(path: &Path, len: usize) -> Result<(), StoreError> {
+    within_fsize(path, fsize_limit(path)?, len)
+}
+
+/// The caller's `RLIMIT_FSIZE` soft limit.
+fn fsize_limit(path: &Path) -> Result<u64, StoreError> {
     use nix::sys::resource::{Resource, getrlimit};
-    let (soft, _) = getrlimit(Resource::RLIMIT_FSIZE).map_err(|e| {
-        io_error(
-            path,
-            "read RLIMIT_FSIZE",
-            io::Error::from_raw_os_error(e as i32),
-        )
-    })?;
+    getrlimit(Resource::RLIMIT_FSIZE)
+        .map(|(soft, _)| soft)
+        .map_err(|e| {
+            io_error(
+                path,
+                "read RLIMIT_FSIZE",
+                io::Error::from_raw_os_error(e as i32),
+            )
+        })
+}
+
+/// Refuses a write of `len` bytes over the soft limit `soft` (it would end
+/// in SIGXFSZ, not an error).
+fn within_fsize(path: &Path, soft: u64, len: usize) -> Result<(), StoreError> {
     let len = u64::try_from(len).unwrap_or(u64::MAX);
     if soft != nix::libc::RLIM_INFINITY && len > soft {
         return Err(io_error(
@@ -590,30 +602,9 @@ impl Batch {
     fn write_file(&mut self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
         let limit = match self.fsize {
             Some(l) => l,
-            None => {
-                use nix::sys::resource::{Resource, getrlimit};
-                let (soft, _) = getrlimit(Resource::RLIMIT_FSIZE).map_err(|e| {
-                    io_error(
-                        path,
-                        "read RLIMIT_FSIZE",
-                        io::Error::from_raw_os_error(e as i32),
-                    )
-                })?;
-                self.fsize = Some(soft);
-                soft
-            }
+            None => *self.fsize.insert(fsize_limit(path)?),
         };
-        let len = u64::try_from(contents.len()).unwrap_or(u64::MAX);
-        if limit != nix::libc::RLIM_INFINITY && len > limit {
-            return Err(io_error(
-                path,
-                "write",
-                io::Error::other(format!(
-                    "the caller's file size limit (RLIMIT_FSIZE, {limit} bytes) is below the \
-                     {len} bytes to write"
-                )),
-            ));
-        }
+        within_fsize(path, limit, contents.len())?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -723,23 +723,32 @@ mod tests {
         assert!(resolved("mode = \"local\"\n", &[]).unwrap().ldap.is_none());
     }
 
-    #[test]
-    fn user_dn_is_escaped() {
-        let s = LdapSettings {
-            uris: vec![],
-            basedn: "ou=people,dc=x".into(),
+    /// Settings of one server (`uri`, or none), `uid` and `yubiKeyId`, no
+    /// TLS, the resolver unset.
+    fn fixture(uri: Option<&str>, basedn: &str, bind: Bind, timeout_s: u64) -> LdapSettings {
+        LdapSettings {
+            uris: uri
+                .map(|u| LdapUri::parse(u).unwrap())
+                .into_iter()
+                .collect(),
+            basedn: basedn.into(),
             user_attr: Some("uid".into()),
             yubi_attr: "yubiKeyId".into(),
             yubi_attr_prefix: None,
             filter: None,
-            bind: Bind::Anonymous,
+            bind,
             cacertfile: None,
             client_cert: None,
             starttls: false,
             allow_plaintext: false,
-            timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(timeout_s),
             resolver: PathBuf::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn user_dn_is_escaped() {
+        let s = fixture(None, "ou=people,dc=x", Bind::Anonymous, 1);
         assert_eq!(s.search_for("a,b=c").0, "uid=a\\,b\\=c,ou=people,dc=x");
         assert!(s.describe("x").contains("scope base"));
     }
@@ -747,21 +756,12 @@ mod tests {
     #[test]
     fn bind_as_user_never_asks_without_the_password() {
         use crate::mapping::MappingSource as _;
-        let s = LdapSettings {
-            uris: vec![LdapUri::parse("ldap://127.0.0.1:1").unwrap()],
-            basedn: "ou=people,dc=x".into(),
-            user_attr: Some("uid".into()),
-            yubi_attr: "yubiKeyId".into(),
-            yubi_attr_prefix: None,
-            filter: None,
-            bind: Bind::AsUser,
-            cacertfile: None,
-            client_cert: None,
-            starttls: false,
-            allow_plaintext: false,
-            timeout: Duration::from_secs(1),
-            resolver: PathBuf::new(),
-        };
+        let s = fixture(
+            Some("ldap://127.0.0.1:1"),
+            "ou=people,dc=x",
+            Bind::AsUser,
+            1,
+        );
         let empty = SecretBytes::new(Vec::new());
         for password in [None, Some(&empty)] {
             let src = LdapSource {
@@ -782,22 +782,8 @@ mod tests {
 
     #[test]
     fn plaintext_to_a_remote_server_is_refused_before_connecting() {
-        let s = LdapSettings {
-            // TEST-NET-1: a connect would hang until the deadline.
-            uris: vec![LdapUri::parse("ldap://192.0.2.1").unwrap()],
-            basedn: "dc=x".into(),
-            user_attr: Some("uid".into()),
-            yubi_attr: "yubiKeyId".into(),
-            yubi_attr_prefix: None,
-            filter: None,
-            bind: Bind::Anonymous,
-            cacertfile: None,
-            client_cert: None,
-            starttls: false,
-            allow_plaintext: false,
-            timeout: Duration::from_secs(30),
-            resolver: PathBuf::new(),
-        };
+        // TEST-NET-1: a connect would hang until the deadline.
+        let s = fixture(Some("ldap://192.0.2.1"), "dc=x", Bind::Anonymous, 30);
         let e = query(&s, "alice", None).unwrap_err();
         assert!(
             e.contains("refusing plaintext") && e.contains("not connecting"),
