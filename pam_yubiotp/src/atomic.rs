@@ -222,8 +222,8 @@ pub fn lock_exclusive(path: &Path, owner: Owner, timeout: Duration) -> Result<Lo
     })
 }
 
-/// 32 lower-case hex characters from the OS random generator.
-fn random_suffix(dir: &Path) -> Result<String, StoreError> {
+/// The random part of a temp name, from the OS random generator.
+fn random_bytes(dir: &Path) -> Result<[u8; TEMP_RANDOM_CHARS / 2], StoreError> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; TEMP_RANDOM_CHARS / 2];
     ring::rand::SystemRandom::new()
@@ -235,7 +235,7 @@ fn random_suffix(dir: &Path) -> Result<String, StoreError> {
                 io::Error::other("no OS randomness"),
             )
         })?;
-    Ok(yubiotp_core::hex::encode(&bytes))
+    Ok(bytes)
 }
 
 /// 32 random lower-case hex characters, for a temp name.
@@ -243,7 +243,7 @@ fn random_suffix(dir: &Path) -> Result<String, StoreError> {
 /// # Errors
 /// No OS randomness.
 pub(crate) fn random_hex(dir: &Path) -> Result<String, StoreError> {
-    random_suffix(dir)
+    Ok(yubiotp_core::hex::encode(&random_bytes(dir)?))
 }
 
 /// True when `name` is `prefix` followed by exactly the random part of a
@@ -363,7 +363,7 @@ pub fn replace_durably(
     perms: Perms,
     hook: &dyn Fn(CommitStep),
 ) -> Result<(), StoreError> {
-    let tmp = dir.join(format!("{prefix}{}", random_suffix(dir)?));
+    let tmp = dir.join(format!("{prefix}{}", random_hex(dir)?));
     replace_via(dir, target, &tmp, contents, perms, hook)
 }
 
@@ -421,7 +421,7 @@ pub fn replace_durably_noted(
     hook: &dyn Fn(CommitStep),
     lock: &Lock,
 ) -> Result<(), StoreError> {
-    let name = format!("{prefix}{}", random_suffix(dir)?);
+    let name = format!("{prefix}{}", random_hex(dir)?);
     lock.note_temp(&name)?;
     replace_via(dir, target, &dir.join(&name), contents, perms, hook)
 }
@@ -438,18 +438,7 @@ fn write_temp(
     sync: bool,
     hook: &dyn Fn(CommitStep),
 ) -> Result<(), StoreError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(tmp)
-        .map_err(|e| io_error(tmp, "create temp file", e))?;
-    let written = (|| {
-        if let Some((uid, gid)) = perms.owner {
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .map_err(|e| io_error(tmp, "chown temp file", e))?;
-        }
+    create_filled(tmp, 0o600, perms.owner, |file| {
         // Exactly the mode asked for, whatever the umask.
         file.set_permissions(std::fs::Permissions::from_mode(perms.mode))
             .map_err(|e| io_error(tmp, "chmod temp file", e))?;
@@ -466,10 +455,34 @@ fn write_temp(
             hook(CommitStep::TempSynced);
         }
         Ok(())
-    })();
+    })
+}
+
+/// Creates the new file `path` (`O_CREAT | O_EXCL | O_NOFOLLOW |
+/// O_CLOEXEC | O_NOCTTY`, `mode` before the umask), gives it `owner`, and
+/// lets `fill` write it; the file is removed when any step fails.
+fn create_filled(
+    path: &Path,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    fill: impl FnOnce(&mut File) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_error(path, "create temp file", e))?;
+    let written = owner
+        .map_or(Ok(()), |(uid, gid)| {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                .map_err(|e| io_error(path, "chown temp file", e))
+        })
+        .and_then(|()| fill(&mut file));
     drop(file);
     if written.is_err() {
-        let _ = std::fs::remove_file(tmp);
+        let _ = std::fs::remove_file(path);
     }
     written
 }
@@ -574,27 +587,14 @@ impl Batch {
     fn temp_name(&mut self, prefix: &str) -> Result<String, StoreError> {
         let random = match self.random {
             Some(r) => r,
-            None => {
-                use ring::rand::SecureRandom;
-                let mut bytes = [0u8; TEMP_RANDOM_CHARS / 2];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut bytes)
-                    .map_err(|_| {
-                        io_error(
-                            &self.dir,
-                            "random temp name",
-                            io::Error::other("no OS randomness"),
-                        )
-                    })?;
-                self.random = Some(bytes);
-                bytes
-            }
+            None => *self.random.insert(random_bytes(&self.dir)?),
         };
-        let mut bytes = random;
-        let n = u128::from_be_bytes(bytes).wrapping_add(u128::from(self.next));
+        let n = u128::from_be_bytes(random).wrapping_add(u128::from(self.next));
         self.next += 1;
-        bytes = n.to_be_bytes();
-        Ok(format!("{prefix}{}", yubiotp_core::hex::encode(&bytes)))
+        Ok(format!(
+            "{prefix}{}",
+            yubiotp_core::hex::encode(&n.to_be_bytes())
+        ))
     }
 
     /// Creates `path` with `contents` (not synced), as the batch's rules
@@ -605,19 +605,10 @@ impl Batch {
             None => *self.fsize.insert(fsize_limit(path)?),
         };
         within_fsize(path, limit, contents.len())?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(self.perms.mode & 0o777)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| io_error(path, "create temp file", e))?;
-        let written = (|| {
-            if let Some((uid, gid)) = self.perms.owner {
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                    .map_err(|e| io_error(path, "chown temp file", e))?;
-            }
-            let chmod = match self.chmod {
+        let perms = self.perms;
+        let chmod_known = &mut self.chmod;
+        create_filled(path, perms.mode & 0o777, perms.owner, |file| {
+            let chmod = match *chmod_known {
                 Some(c) => c,
                 None => {
                     let got = file
@@ -626,23 +617,16 @@ impl Batch {
                         .mode()
                         & 0o7777;
                     // A chown clears set-id bits: then always chmod.
-                    let c = got != self.perms.mode || self.perms.owner.is_some();
-                    self.chmod = Some(c);
-                    c
+                    *chmod_known.insert(got != perms.mode || perms.owner.is_some())
                 }
             };
             if chmod {
-                file.set_permissions(std::fs::Permissions::from_mode(self.perms.mode))
+                file.set_permissions(std::fs::Permissions::from_mode(perms.mode))
                     .map_err(|e| io_error(path, "chmod temp file", e))?;
             }
             file.write_all(contents)
                 .map_err(|e| io_error(path, "write", e))
-        })();
-        drop(file);
-        if written.is_err() {
-            let _ = std::fs::remove_file(path);
-        }
-        written
+        })
     }
 
     /// Number of files added.
@@ -887,8 +871,8 @@ mod tests {
     #[test]
     fn suffixes_differ() {
         let d = Path::new(".");
-        let a = random_suffix(d).unwrap();
-        let b = random_suffix(d).unwrap();
+        let a = random_hex(d).unwrap();
+        let b = random_hex(d).unwrap();
         assert_eq!(a.len(), TEMP_RANDOM_CHARS);
         assert_ne!(a, b);
     }

@@ -297,11 +297,12 @@ const CLASSES: [u8; 256] = {
         }
         b += 1;
     }
-    let alphabet = b"cbdefghijklnrtuvCBDEFGHIJKLNRTUV";
-    let mut i = 0;
-    while i < alphabet.len() {
-        t[alphabet[i] as usize] |= MODHEX_BYTE;
-        i += 1;
+    let mut b = 0;
+    while b < 256 {
+        if yubiotp_core::modhex::nibble(b as u8).is_some() {
+            t[b] |= MODHEX_BYTE;
+        }
+        b += 1;
     }
     t
 };
@@ -383,18 +384,10 @@ fn without_bom(run: &[u8], at_start: bool) -> &[u8] {
 }
 
 /// [`scan_user`] over a reader in one streaming pass (see
-/// [`for_each_run`]), reading at most `max` bytes; other users' well-formed
-/// lines are only checked ([`other_users_line`]), nothing of theirs is
-/// decoded or allocated.
+/// [`for_each_run`]; `chunk` is [`SCAN_CHUNK`] but in tests), reading at
+/// most `max` bytes; other users' well-formed lines are only checked
+/// ([`other_users_line`]), nothing of theirs is decoded or allocated.
 fn scan_user_from(
-    reader: impl std::io::Read,
-    user: &str,
-    max: u64,
-) -> Result<UserScan, std::io::Error> {
-    scan_in_chunks(reader, user, max, SCAN_CHUNK)
-}
-
-fn scan_in_chunks(
     reader: impl std::io::Read,
     user: &str,
     max: u64,
@@ -608,7 +601,7 @@ pub fn keys_from_authfile(user: &str, authfile: &Path, token_id_length: usize) -
     if let Err(e) = std::io::Seek::rewind(&mut file) {
         return KeyLookup::Unavailable(format!("authfile {}: {e}", authfile.display()));
     }
-    match scan_user_from(&file, user, AUTHFILE_MAX) {
+    match scan_user_from(&file, user, AUTHFILE_MAX, SCAN_CHUNK) {
         Ok(scan) => decide(
             scan.keys,
             &scan.problems,
@@ -823,11 +816,14 @@ mod tests {
                     problems: m.problems.clone(),
                 };
                 assert_eq!(scan_user(text, user), want);
-                assert_eq!(scan_user_from(text, user, 1 << 20).unwrap(), want);
+                assert_eq!(
+                    scan_user_from(text, user, 1 << 20, SCAN_CHUNK).unwrap(),
+                    want
+                );
                 assert_eq!(user_keys_from(text, user, 1 << 20, 3).unwrap(), want.keys);
             }
         }
-        assert!(scan_user_from(&b"root:ccccccdbjrgf\n"[..], "root", 4).is_err());
+        assert!(scan_user_from(&b"root:ccccccdbjrgf\n"[..], "root", 4, SCAN_CHUNK).is_err());
     }
 
     /// A reader that hands out at most `step` bytes a call.
@@ -908,7 +904,7 @@ mod tests {
             let names: Vec<String> = m.entries.iter().map(|e| e.user.clone()).collect();
             let user = names.get(user_pick).map_or("c", String::as_str);
             let want = UserScan { keys: m.keys_for(user), problems: m.problems.clone() };
-            let got = scan_in_chunks(Trickle { data: &text, step }, user, 1 << 20, chunk).unwrap();
+            let got = scan_user_from(Trickle { data: &text, step }, user, 1 << 20, chunk).unwrap();
             proptest::prop_assert_eq!(&got, &want);
             let keys = user_keys_from(Trickle { data: &text, step }, user, 1 << 20, chunk).unwrap();
             proptest::prop_assert_eq!(&keys, &want.keys);
