@@ -217,7 +217,9 @@ fn held_locally(
         }
     };
     if keys.get(&token.public_id).is_none() {
-        return Ok(None);
+        // With one file per key, a missing key file is the same hazard as
+        // a missing store (`ykmap key remove` removes the state too).
+        return no_key_store(settings, token);
     }
     match CounterStore::open(&settings.local.statedir) {
         Ok(counters) => Ok(Some((keys, counters))),
@@ -228,8 +230,8 @@ fn held_locally(
     }
 }
 
-/// When the key store was not found: the key is not held locally only if
-/// its counter state is absent too. A key store that vanished (or an
+/// When the key store, or the key's file in it, was not found: the key is
+/// not held locally only if its counter state is absent too. A key store that vanished (or an
 /// `ENOENT` from a failing disk or a path lookup, found by the fault sweep)
 /// while the key's counter state is still there must not let a cloud answer
 /// through without the local counters, or the fallback could accept the
@@ -279,7 +281,9 @@ fn hybrid_after_replayed(
     let Some(key) = keys.get(&token.public_id) else {
         return rejected();
     };
-    match local::check_and_commit(token, key, &counters, None) {
+    // With shared counters the fleet's value moves too: another host's
+    // local fallback must refuse this OTP as well.
+    match local::check_and_commit(token, key, &counters, fleet(settings, log)) {
         LocalVerdict::Accepted(c) => {
             log.log(
                 Level::Warning,

@@ -384,16 +384,10 @@ fn wrong_credentials_are_unavailable() {
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
 }
 
-#[test]
-fn hybrid_cloud_ok_advances_the_shared_counters() {
-    if skip() {
-        return;
-    }
-    let cluster = EtcdCluster::start(1);
-    let server =
-        MockServer::start(Config::new(Behavior::Ok).key(&yubiotp_testsupport::test_key())).unwrap();
-    let mut key = TestKey::new(18);
-    let w = host(&key, &endpoints(&cluster.endpoints()));
+/// A hybrid host on the fleet's shared counters, with the cloud at
+/// `server`.
+fn hybrid_host(key: &TestKey, cluster: &EtcdCluster, server: &MockServer) -> World {
+    let w = host(key, &endpoints(&cluster.endpoints()));
     let toml = format!(
         "mode = \"hybrid\"\nauthfile = \"{}\"\n[cloud]\nid = 1\nkey = \"{}\"\nurls = [\"{}\"]\n[local]\nkeystore = \"{}\"\nstatedir = \"{}\"\n[counters]\n{}",
         w.authfile().display(),
@@ -404,9 +398,45 @@ fn hybrid_cloud_ok_advances_the_shared_counters() {
         endpoints(&cluster.endpoints()),
     );
     yubiotp_tests::write_mode(&w.config(), toml.as_bytes(), 0o600);
+    w
+}
+
+#[test]
+fn hybrid_cloud_ok_advances_the_shared_counters() {
+    if skip() {
+        return;
+    }
+    let cluster = EtcdCluster::start(1);
+    let server =
+        MockServer::start(Config::new(Behavior::Ok).key(&yubiotp_testsupport::test_key())).unwrap();
+    let mut key = TestKey::new(18);
+    let w = hybrid_host(&key, &cluster, &server);
     let r = auth(&w, &key.next());
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
     assert_shared_is(&cluster, &key);
+}
+
+/// A signed REPLAYED_OTP moves the fleet's value as well as the local one:
+/// another host's local fallback must refuse that OTP too.
+#[test]
+fn hybrid_cloud_replayed_advances_the_shared_counters() {
+    if skip() {
+        return;
+    }
+    let cluster = EtcdCluster::start(1);
+    let server = MockServer::start(
+        Config::new(Behavior::Status("REPLAYED_OTP".into())).key(&yubiotp_testsupport::test_key()),
+    )
+    .unwrap();
+    let mut key = TestKey::new(19);
+    let w = hybrid_host(&key, &cluster, &server);
+    let otp = key.next();
+    auth(&w, &otp).assert_refused(code::AUTH_ERR);
+    assert_eq!(local_value(&w, &key), key.counter);
+    assert_shared_is(&cluster, &key);
+    // Another host of the fleet, local mode: the OTP is refused there.
+    let other = host(&key, &endpoints(&cluster.endpoints()));
+    auth(&other, &otp).assert_refused(code::AUTH_ERR);
 }
 
 #[test]

@@ -138,6 +138,36 @@ fn hybrid_missing_key_store_with_the_keys_counter_state_is_unavailable() {
     assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
 }
 
+#[test]
+fn hybrid_missing_key_file_with_the_keys_counter_state_is_unavailable() {
+    // The per-key layout: one key's file gone (deleted by hand, a lookup
+    // failing with ENOENT) while its counter state is there is the same
+    // hazard as the whole store gone.
+    let server = MockServer::start(Config::new(Behavior::Ok).key(&test_key())).unwrap();
+    let (w, mut key) = world("hybrid", Some(&server.url()));
+    pam_yubiotp::store::keydir::migrate(&w.keystore()).unwrap();
+    let file = pam_yubiotp::store::keydir::dir_of(&w.keystore())
+        .unwrap()
+        .join(key.id.to_modhex());
+    let moved = w.etc.join("keyfile.moved");
+    fs::rename(&file, &moved).unwrap();
+    let otp = key.next();
+    let r = auth(&w, &otp);
+    r.assert_refused(code::AUTHINFO_UNAVAIL);
+    assert_eq!(
+        CounterStore::open(&w.state).unwrap().read(&key.id).unwrap(),
+        Counter::new(1, 0)
+    );
+    fs::rename(&moved, &file).unwrap();
+    let r = auth(&w, &otp);
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
+    assert_ne!(
+        CounterStore::open(&w.state).unwrap().read(&key.id).unwrap(),
+        Counter::new(1, 0),
+        "accepted with the local counters advanced"
+    );
+}
+
 /// One long-running host doing more pam_start/pam_end cycles than there
 /// are pthread TLS keys (1024), hybrid (its cloud check runs threads): the
 /// module must not be reloaded each time
