@@ -12,7 +12,7 @@ packages=(
   strace           # crash-injection tests (kill at the real rename syscall)
   openssh-server   # the end-to-end test with a real sshd (run as root, on 127.0.0.1)
   openssh-client
-  gcc              # the C test application
+  build-essential  # the C test application (gcc) and make deb (dpkg-buildpackage requires it)
   make
   time             # GNU time: max RSS in the benchmarks
   etcd-server      # the shared-counter tests start real etcd members on 127.0.0.1
@@ -23,6 +23,7 @@ packages=(
   slapd            # the LDAP mapping tests start their own slapd on 127.0.0.1
   ldap-utils       # ldapsearch/ldapadd, for debugging those tests
   rsync            # the yubiotp-ssh test copies files through rsync -e ssh
+  pandoc           # man/build.sh: the docs test checks the roff pages match their .md sources
 )
 
 missing=()
@@ -36,11 +37,11 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The postinsts of slapd and etcd-server start system daemons: the tests
-  # never use them (they run their own on random ports), so a daemon we just
-  # installed is stopped and disabled. One that was there before is left as
-  # found.
-  for svc in slapd:slapd etcd-server:etcd; do
+  # The postinsts of slapd, etcd-server and openssh-server start system
+  # daemons: the tests never use them (they run their own on random ports),
+  # so a daemon we just installed is stopped and disabled. One that was
+  # there before is left as found.
+  for svc in slapd:slapd etcd-server:etcd openssh-server:ssh; do
     pkg=${svc%%:*} unit=${svc#*:}
     [[ " ${missing[*]} " == *" $pkg "* ]] || continue
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
