@@ -477,8 +477,10 @@ pub enum KeyLookup {
     Keys(Vec<PublicId>),
     /// It is positively established that the user has no key.
     NoKeys(String),
-    /// The user is unknown to the passwd database.
-    UnknownUser,
+    /// The user is unknown to the source that should know them (the
+    /// passwd database for a per-user file; the directory for LDAP), with
+    /// the reason: PAM_USER_UNKNOWN, never "no keys" (so never PAM_IGNORE).
+    UnknownUser(String),
     /// The mapping could not be read or trusted: never "no keys".
     Unavailable(String),
     /// The source refused the user's own credentials (LDAP with
@@ -696,7 +698,7 @@ impl MappingSource for UserFile {
     fn keys_for(&self, user: &str, token_id_length: usize) -> KeyLookup {
         match lookup_user(user) {
             Ok(Some(pw)) => keys_from_user_file(&pw, token_id_length),
-            Ok(None) => KeyLookup::UnknownUser,
+            Ok(None) => KeyLookup::UnknownUser("not in the passwd database".into()),
             Err(e) => KeyLookup::Unavailable(e),
         }
     }

@@ -264,9 +264,7 @@ fn keys_or_outcome<H: Host>(
             return Err(Outcome::Ignore(why));
         }
         KeyLookup::NoKeys(why) => return Err(Outcome::UserUnknown(why)),
-        KeyLookup::UnknownUser => {
-            return Err(Outcome::UserUnknown("not in the passwd database".into()));
-        }
+        KeyLookup::UnknownUser(why) => return Err(Outcome::UserUnknown(why)),
         KeyLookup::Unavailable(why) => return Err(Outcome::AuthInfoUnavail(why)),
         KeyLookup::Refused(why) => return Err(Outcome::AuthErr(why)),
     };

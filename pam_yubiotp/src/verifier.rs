@@ -17,7 +17,8 @@
 //!   PAM line, or a config file it can read that sets
 //!   `ldap.bind_as_user`), a second line: the user's password (1 to
 //!   [`MAX_PASSWORD`] bytes, no `\n`). The helper takes a password line
-//!   only when its own config sets `ldap.bind_as_user` (otherwise: misuse),
+//!   only when its own config sets `ldap.bind_as_user` (otherwise: a
+//!   configuration error),
 //!   and with that setting and no password line answers unavailable without
 //!   asking the directory. The password is wiped when the attempt ends;
 //!   stdout: at most one short reason line for the caller's log (never a
@@ -43,7 +44,6 @@
 //! validating once the limit is reached. Every valid OTP is consumed
 //! (counters committed) before it answers "accepted".
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -308,8 +308,8 @@ type Input = (SecretBytes, Option<SecretBytes>);
 fn read_input() -> Result<Input, String> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
-    let stdin = std::io::stdin();
-    let mut lock = stdin.lock();
+    // Read from fd 0 itself: std's stdin buffer would keep a copy of the
+    // OTP and password that nothing wipes.
     let mut buf = Zeroizing::new(Vec::with_capacity(MAX_STDIN + 1));
     let until = Instant::now() + STDIN_WAIT;
     let mut chunk = Zeroizing::new([0u8; 512]);
@@ -331,10 +331,10 @@ fn read_input() -> Result<Input, String> {
         let room = (MAX_STDIN + 1)
             .saturating_sub(buf.len())
             .clamp(1, chunk.len());
-        let n = match lock.read(chunk.get_mut(..room).unwrap_or_default()) {
+        let n = match nix::unistd::read(fd.as_fd(), chunk.get_mut(..room).unwrap_or_default()) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("stdin: {}", e.kind())),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("stdin: {e}")),
         };
         if n == 0 {
             break;
@@ -412,6 +412,20 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     crate::ffi::sys::open_authpriv_log();
     let caller_uid = nix::unistd::getuid().as_raw();
+    // A file size limit set by the caller would make the counter and
+    // rate-limit writes fail (the rate limit then counting nothing): lift
+    // it, as root may.
+    if let Err(e) = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_FSIZE,
+        nix::libc::RLIM_INFINITY,
+        nix::libc::RLIM_INFINITY,
+    ) {
+        return refuse(
+            caller_uid,
+            exit::UNAVAILABLE,
+            &format!("cannot lift the caller's RLIMIT_FSIZE: {e}"),
+        );
+    }
 
     let argv: Vec<std::ffi::OsString> = std::env::args_os().take(4).collect();
     let [_, user, service] = argv.as_slice() else {
@@ -467,9 +481,12 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
         .is_some_and(crate::session::binds_as_user);
     match (as_user, &password) {
         (false, Some(_)) => {
+            // The PAM line says bind_as_user and this file does not: a
+            // configuration mismatch (PAM_SERVICE_ERR), not the user's
+            // failure (PAM_AUTH_ERR would count toward faillock).
             return refuse(
                 caller_uid,
-                exit::MISUSE,
+                exit::CONFIG_ERROR,
                 "a password line, but the config does not set ldap.bind_as_user",
             );
         }

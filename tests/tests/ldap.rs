@@ -317,11 +317,15 @@ fn no_key_attribute_is_no_key_and_ignore_with_nullok() {
     let Some(d) = start() else { return };
     let s = setup(d, DN_STYLE, "");
     login(&s, "carol", 1).assert_refused(code::USER_UNKNOWN);
-    // Not in the directory at all (the DN's parent exists): also no key.
+    // Not in the directory at all (the DN's parent exists): unknown.
     login(&s, "nobody-in-ldap", 1).assert_refused(code::USER_UNKNOWN);
     let s = setup(s.dir, DN_STYLE, "nullok");
     ignored(&login(&s, "carol", 1));
-    ignored(&login(&s, "nobody-in-ldap", 1));
+    // nullok does not skip a user the directory does not show this bind:
+    // an ACL hiding the entry gives the same answer as no entry.
+    login(&s, "nobody-in-ldap", 1).assert_refused(code::USER_UNKNOWN);
+    let s = setup(s.dir, FILTER_STYLE, "nullok");
+    login(&s, "nobody-in-ldap", 1).assert_refused(code::USER_UNKNOWN);
     // A base DN that does not exist is not "no key".
     let s = setup(s.dir, &DN_STYLE.replace("ou=people", "ou=nosuch"), "nullok");
     login(&s, "carol", 1).assert_refused(code::AUTHINFO_UNAVAIL);

@@ -360,9 +360,14 @@ fn misuse_is_refused_tty_huge_closed_stdin_and_wrong_argc() {
         let (rc, out) = direct(&f, NOBODY, args, Input::Line(&otp), &[]);
         assert_eq!(rc, misuse, "{args:?}: {out}");
     }
+    let three_lines = format!("{otp}\nx\ny\n").into_bytes();
+    let (rc, _) = direct(&f, NOBODY, &["nobody", "t"], Input::Bytes(three_lines), &[]);
+    assert_eq!(rc, misuse, "three lines");
+    // A password line this config does not call for: the PAM line and the
+    // file disagree, a configuration error, not the user's failure.
     let two_lines = format!("{otp}\n{otp}\n").into_bytes();
     let (rc, _) = direct(&f, NOBODY, &["nobody", "t"], Input::Bytes(two_lines), &[]);
-    assert_eq!(rc, misuse, "two lines");
+    assert_eq!(rc, Some(i32::from(exit::CONFIG_ERROR)), "two lines");
     // None of that consumed the OTP.
     assert_eq!(stored(&f, &f.a), Counter::new(1, 0));
     let (rc, _) = direct(&f, NOBODY, &["nobody", "t"], Input::Line(&otp), &[]);

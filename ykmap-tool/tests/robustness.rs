@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use yubiotp_core::{Token, decrypt, serial_to_public_id};
 use yubiotp_testsupport::tempdir;

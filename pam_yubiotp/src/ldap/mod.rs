@@ -19,12 +19,13 @@
 //! - with `ldap.bind_as_user`, the directory refusing the user's own
 //!   password (invalidCredentials) is the user's failure, a rejection
 //!   ([`Answer::Refused`], PAM_AUTH_ERR), not an outage;
-//! - the entry answered without such values, or the directory answered
-//!   cleanly that no entry is the user's (search done, zero entries; or
-//!   noSuchObject whose matched DN is the base DN itself): "no key",
-//!   positively established (a directory that is the mapping source and
-//!   says "not here" is as definite as an authfile without the user's
-//!   line; pam_yubico treats it the same way);
+//! - the entry answered without such values: "no key", positively
+//!   established (PAM_IGNORE with `nullok`);
+//! - the directory answering cleanly that no entry is the user's (search
+//!   done, zero entries and no referral; or noSuchObject whose matched DN
+//!   is the base DN itself): the user is unknown, PAM_USER_UNKNOWN, never
+//!   PAM_IGNORE even with `nullok` — an ACL that hides entries from this
+//!   bind gives the same answer for a user who exists and has a key;
 //! - anything else — unreachable, slow, TLS or bind failure, an error
 //!   result, several entries, values with the prefix that are not public
 //!   ids and no valid one — is unavailable, never "no key".
@@ -480,6 +481,7 @@ fn converse(
         },
     ))?;
     let mut entries = Vec::new();
+    let mut referral = false;
     for _ in 0..16 {
         let (got, r) = c.recv()?;
         expect_id(got, id)?;
@@ -490,7 +492,7 @@ fn converse(
                     return Err("several entries match the user (ambiguous)".into());
                 }
             }
-            Response::Reference => {}
+            Response::Reference => referral = true,
             Response::Done(r) if r.code == 0 => {
                 return match entries.pop() {
                     Some(e) => Ok(Answer::Entry(Found {
@@ -502,6 +504,11 @@ fn converse(
                             .collect(),
                         dn: e.dn,
                     })),
+                    None if referral => Err(
+                        "no entry here, but the directory refers elsewhere (referrals are not \
+                         followed)"
+                            .into(),
+                    ),
                     None => Ok(Answer::NoEntry("no entry matches the user".into())),
                 };
             }
@@ -594,7 +601,7 @@ impl crate::mapping::MappingSource for LdapSource<'_> {
                 self.settings.yubi_attr_prefix.as_deref(),
                 token_id_length,
             ),
-            Ok(Answer::NoEntry(why)) => KeyLookup::NoKeys(format!("LDAP: {why}")),
+            Ok(Answer::NoEntry(why)) => KeyLookup::UnknownUser(format!("LDAP: {why}")),
             Ok(Answer::Refused(why)) => KeyLookup::Refused(format!("LDAP: {why}")),
             Err(e) => KeyLookup::Unavailable(e),
         }

@@ -262,7 +262,9 @@ fn list_ldap(l: &LdapSettings, user: &str, token_id_length: usize) -> CliResult 
                     Ok(())
                 }
                 KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{user}: {why}"))),
-                KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {user:?}"))),
+                KeyLookup::UnknownUser(why) => {
+                    Err(CliError::failed(format!("no user {user:?} ({why})")))
+                }
                 KeyLookup::Unavailable(why) | KeyLookup::Refused(why) => Err(CliError::failed(why)),
             }
         }
@@ -319,7 +321,9 @@ fn list(settings: &Settings, user: Option<&str>) -> CliResult {
                     Ok(())
                 }
                 KeyLookup::NoKeys(why) => Err(CliError::failed(format!("{u}: {why}"))),
-                KeyLookup::UnknownUser => Err(CliError::failed(format!("no user {u:?}"))),
+                KeyLookup::UnknownUser(why) => {
+                    Err(CliError::failed(format!("no user {u:?} ({why})")))
+                }
                 KeyLookup::Unavailable(why) | KeyLookup::Refused(why) => Err(CliError::failed(why)),
             }
         }
