@@ -755,12 +755,21 @@ impl Drop for Batch {
 
 /// An existing file about to be edited: its bytes and the owner and mode
 /// the new version keeps.
-#[derive(Debug)]
 pub struct Existing {
     /// The content (wiped on drop).
     pub bytes: Zeroizing<Vec<u8>>,
     /// Owner and mode.
     pub perms: Perms,
+}
+
+impl core::fmt::Debug for Existing {
+    // The bytes may be a config file with secrets: only their length.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Existing")
+            .field("len", &self.bytes.len())
+            .field("perms", &self.perms)
+            .finish()
+    }
 }
 
 /// Reads a file to edit, whoever owns it: never through a symlink, never a

@@ -66,7 +66,6 @@ pub struct Finished {
 }
 
 /// A running helper. Not `Clone`; dropping it kills and reaps the child.
-#[derive(Debug)]
 pub struct Child {
     proc: std::process::Child,
     stdin: Option<UnixStream>,
@@ -77,6 +76,19 @@ pub struct Child {
     cap: usize,
     overflow: bool,
     reaped: bool,
+}
+
+impl core::fmt::Debug for Child {
+    // `input` is what the helper gets on stdin (the OTP, a password): never
+    // shown, whatever `Zeroizing` prints.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.proc.id())
+            .field("input_len", &self.input.len())
+            .field("written", &self.written)
+            .field("reaped", &self.reaped)
+            .finish_non_exhaustive()
+    }
 }
 
 fn nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -52,6 +52,10 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> CliResult {
     finish(&problems)
 }
 
+/// Keys whose values are one of a few words ([`unquoted_hint`] may show
+/// them).
+const WORD_VALUED: &[&str] = &["mode", "store", "unavailable", "prompt"];
+
 /// A hint for a TOML file that does not parse because a string value was
 /// written without quotes (`mode = local`): the line and how to write it.
 fn unquoted_hint(path: &Path) -> Option<String> {
@@ -65,8 +69,15 @@ fn unquoted_hint(path: &Path) -> Option<String> {
                 .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
             && !matches!(value, "true" | "false" | "inf" | "nan");
         (bare && !key.starts_with('#') && !key.is_empty()).then(|| {
+            // The value is shown only for options whose values are a fixed
+            // set of words; any other may be a secret (`bind_password = x`).
+            let shown = if WORD_VALUED.contains(&key) {
+                value
+            } else {
+                "..."
+            };
             format!(
-                "{}:{}: hint: TOML strings need quotes: write {key} = \"{value}\"",
+                "{}:{}: hint: TOML strings need quotes: write {key} = \"{shown}\"",
                 path.display(),
                 n + 1
             )

@@ -388,6 +388,21 @@ pub fn run(args: &MigrateArgs, g: &GlobalArgs) -> CliResult {
 
 fn write(args: &MigrateArgs, m: &Migration, config_path: &Path, original: &str) -> CliResult {
     if !m.toml.is_empty() {
+        // The fragment holds secrets (cloud.key, ldap.bind_password), and an
+        // existing (empty) file keeps its owner and mode: it must already
+        // be root's and private.
+        if let Ok(meta) = std::fs::symlink_metadata(config_path) {
+            use std::os::unix::fs::MetadataExt as _;
+            if meta.uid() != 0 || meta.mode() & 0o077 != 0 || !meta.file_type().is_file() {
+                return Err(CliError::failed(format!(
+                    "{} exists but is not a root-owned file of mode 0600 (uid {}, mode {:o}): \
+                     the fragment holds secrets; fix it or remove it (nothing written)",
+                    config_path.display(),
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                )));
+            }
+        }
         let full = m.fragment(true);
         let wrote = locked_edit::edit_locked(config_path, 64 << 10, 0o600, Owner::Root, |old| {
             match old {

@@ -121,7 +121,7 @@ fn check_helper(s: &SshdSettings) -> Vec<Problem> {
         out.push(Problem::new(
             K::HelperForwarding,
             format!(
-                "ForceCommand yubiotp-ssh gates sessions, not connections, and {} allows                  forwarding without a session, so without an OTP: set `DisableForwarding yes`                  and `PermitTunnel no` in the same Match block",
+                "ForceCommand yubiotp-ssh gates sessions, not connections, and {} allows forwarding without a session, so without an OTP: set `DisableForwarding yes` and `PermitTunnel no` in the same Match block",
                 open.join(", ")
             ),
         ));
@@ -131,7 +131,7 @@ fn check_helper(s: &SshdSettings) -> Vec<Problem> {
     {
         out.push(Problem::new(
             K::HelperUserEnvironment,
-            "PermitUserEnvironment is not no: a user's ~/.ssh/environment could set              SSH_ORIGINAL_COMMAND or LD_PRELOAD for yubiotp-ssh. Set `PermitUserEnvironment no`",
+            "PermitUserEnvironment is not no: a user's ~/.ssh/environment could set SSH_ORIGINAL_COMMAND or LD_PRELOAD for yubiotp-ssh. Set `PermitUserEnvironment no`",
         ));
     }
     let broad: Vec<&str> = s
@@ -144,7 +144,7 @@ fn check_helper(s: &SshdSettings) -> Vec<Problem> {
         out.push(Problem::new(
             K::HelperAcceptEnv,
             format!(
-                "AcceptEnv takes {} from the client: the helper needs only YUBIOTP (a client                  variable must never reach SSH_ORIGINAL_COMMAND, LD_* or the shell's                  start-up). Set `AcceptEnv YUBIOTP`",
+                "AcceptEnv takes {} from the client: the helper needs only YUBIOTP (a client variable must never reach SSH_ORIGINAL_COMMAND, LD_* or the shell's start-up). Set `AcceptEnv YUBIOTP`",
                 broad.join(" ")
             ),
         ));
@@ -158,7 +158,7 @@ fn check_helper(s: &SshdSettings) -> Vec<Problem> {
     if internal && chroot {
         out.push(Problem::new(
             K::HelperInternalSftp,
-            "Subsystem sftp is internal-sftp with a ChrootDirectory: yubiotp-ssh runs              /usr/lib/openssh/sftp-server in its place, which the chroot does not hold. Use              `Subsystem sftp /usr/lib/openssh/sftp-server` and a chroot that contains it, or              the keyboard-interactive recipe",
+            "Subsystem sftp is internal-sftp with a ChrootDirectory: yubiotp-ssh runs /usr/lib/openssh/sftp-server in its place, which the chroot does not hold. Use `Subsystem sftp /usr/lib/openssh/sftp-server` and a chroot that contains it, or the keyboard-interactive recipe",
         ));
     }
     out
