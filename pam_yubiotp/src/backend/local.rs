@@ -64,8 +64,25 @@ fn drain(store: &mut EtcdStore<'_>, fleet: Fleet<'_>) {
             return;
         }
     };
-    let Ok(pending) = journal.pending() else {
-        return;
+    // A journaled counter that is never pushed lets other hosts accept the
+    // OTP again: whatever cannot be read or listed is logged.
+    let pending = match journal.pending() {
+        Ok((pending, unreadable)) => {
+            for (id, e) in unreadable {
+                fleet.log.log(
+                    Level::Err,
+                    &format!("counters: journal entry of {id} cannot be read, not pushed: {e}"),
+                );
+            }
+            pending
+        }
+        Err(e) => {
+            fleet.log.log(
+                Level::Err,
+                &format!("counters: journal not listed, nothing pushed: {e}"),
+            );
+            return;
+        }
     };
     for (id, c) in pending {
         match store.push(&id, c) {

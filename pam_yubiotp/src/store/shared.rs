@@ -1,7 +1,8 @@
-//! Counters behind one trait: "advance if newer, else tell me the stored
-//! value". The local file store ([`CounterStore`]) and the etcd store
-//! ([`super::etcd::EtcdStore`]) implement it; the engine composes them
-//! (shared first, then local), so an OTP is accepted only above both.
+//! The shared counters' trait: "advance if newer, else tell me the stored
+//! value", implemented by the etcd store ([`super::etcd::EtcdStore`]). The
+//! local step (`backend::local`) asks it inside the key's local
+//! `check_and_advance`, under the key's lock, so an OTP is accepted only
+//! above both the local and the shared value.
 //!
 //! The journal (`<statedir>/journal/`, root-only, the same file format as
 //! the counter state) holds counters accepted while the shared store was
@@ -61,24 +62,6 @@ pub trait Counters {
     fn get(&mut self, id: &PublicId) -> Result<Option<Counter>, SharedError>;
 }
 
-impl Counters for CounterStore {
-    fn advance(&mut self, id: &PublicId, new: Counter) -> Result<Advance, SharedError> {
-        match self.check_and_advance(id, |cur| if new > cur { Ok(new) } else { Err(cur) }) {
-            Ok(Ok(_)) => Ok(Advance::Advanced),
-            Ok(Err(cur)) => Ok(Advance::Stale(cur)),
-            Err(e) => Err(SharedError::Unreachable(e.to_string())),
-        }
-    }
-
-    fn get(&mut self, id: &PublicId) -> Result<Option<Counter>, SharedError> {
-        match self.read(id) {
-            Ok(c) => Ok(Some(c)),
-            Err(StoreError::StateMissing { .. }) => Ok(None),
-            Err(e) => Err(SharedError::Unreachable(e.to_string())),
-        }
-    }
-}
-
 /// The journal directory of a state directory.
 #[must_use]
 pub fn journal_dir(statedir: &Path) -> PathBuf {
@@ -125,18 +108,23 @@ impl Journal {
         }
     }
 
-    /// Everything queued.
+    /// Everything queued, and the entries that cannot be read (they stay
+    /// queued; the caller logs them).
     ///
     /// # Errors
     /// The directory cannot be listed.
-    pub fn pending(&self) -> Result<Vec<(PublicId, Counter)>, StoreError> {
-        let mut out = Vec::new();
+    #[allow(clippy::type_complexity)]
+    pub fn pending(
+        &self,
+    ) -> Result<(Vec<(PublicId, Counter)>, Vec<(PublicId, StoreError)>), StoreError> {
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
         for id in self.store.ids()? {
-            if let Ok(c) = self.store.read(&id) {
-                out.push((id, c));
+            match self.store.read(&id) {
+                Ok(c) => out.push((id, c)),
+                Err(e) => unreadable.push((id, e)),
             }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// Removes `id`'s entry if it still holds `pushed` (a higher value

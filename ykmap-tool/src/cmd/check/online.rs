@@ -89,12 +89,22 @@ pub fn probe(settings: &CloudSettings, token_id_length: usize) -> Vec<ProbeRepor
         .collect()
 }
 
+/// A server that answered as it should: a line on stdout, or a note on
+/// stderr with `--json` (stdout is then the one JSON document).
+fn reached(line: &str) {
+    if crate::json() {
+        note(line);
+    } else {
+        println!("{line}");
+    }
+}
+
 /// `--online`: asks each validation server about a dummy OTP; a server
-/// that answered as it should is printed on stdout, any other answer is
-/// added to `problems`.
+/// that answered as it should is [`reached`], any other answer is added to
+/// `problems`.
 pub fn run(s: &Settings, problems: &mut Vec<String>) {
     match crate::cmd::shared::probe(s) {
-        Some(Ok(line)) => println!("{line}"),
+        Some(Ok(line)) => reached(&line),
         Some(Err(p)) => problems.push(p),
         None => {}
     }
@@ -107,7 +117,7 @@ pub fn run(s: &Settings, problems: &mut Vec<String>) {
     };
     for r in probe(cloud, s.token_id_length) {
         if r.ok {
-            println!("{}: {}", r.url, r.detail);
+            reached(&format!("{}: {}", r.url, r.detail));
         } else {
             problems.push(format!("{}: {}", r.url, r.detail));
         }
@@ -131,13 +141,13 @@ pub fn ldap(l: &pam_yubiotp::ldap::LdapSettings, problems: &mut Vec<String>) {
         "bind and search"
     };
     match pam_yubiotp::ldap::query(l, LDAP_PROBE_USER, None) {
-        Ok(pam_yubiotp::ldap::Answer::Entry(f)) => println!(
+        Ok(pam_yubiotp::ldap::Answer::Entry(f)) => reached(&format!(
             "{}: {what} answered (an entry {:?} for {LDAP_PROBE_USER})",
             f.server, f.dn
-        ),
-        Ok(pam_yubiotp::ldap::Answer::NoEntry(why)) => {
-            println!("LDAP: {what} answered cleanly ({why} for {LDAP_PROBE_USER})");
-        }
+        )),
+        Ok(pam_yubiotp::ldap::Answer::NoEntry(why)) => reached(&format!(
+            "LDAP: {what} answered cleanly ({why} for {LDAP_PROBE_USER})"
+        )),
         Ok(pam_yubiotp::ldap::Answer::Refused(why)) | Err(why) => problems.push(why),
     }
 }
