@@ -626,14 +626,22 @@ pub fn parse_run(stdout: &str, stderr: &str, status: std::process::ExitStatus) -
 }
 
 /// Serializes pam_wrapper runs: its constructor races on /tmp/pam.<c>.
-struct WrapperLock(fs::File);
+/// [`World::run`] takes it; a harness that starts pam_wrapper processes
+/// itself (the sshd tests) takes it around each start.
+#[derive(Debug)]
+pub struct WrapperLock(fs::File);
 
 impl WrapperLock {
     /// Machine-wide (not per target dir): every pam_wrapper user on the
     /// machine races for the same 62 `/tmp/pam.<c>` names.
     const PATH: &'static str = "/tmp/pam_wrapper-yubiotp-tests.lock";
 
-    fn take() -> Self {
+    /// Waits for the lock.
+    ///
+    /// # Panics
+    /// The lock file cannot be opened or locked.
+    #[must_use]
+    pub fn take() -> Self {
         let f = fs::File::open(Self::PATH).or_else(|_| {
             let f = fs::OpenOptions::new()
                 .create(true)

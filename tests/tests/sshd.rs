@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use pam_yubiotp::store::CounterStore;
 use ykmap::ssh;
 use yubiotp_core::Counter;
-use yubiotp_tests::{PAM_WRAPPER, TestKey, World, is_root, repo_file};
+use yubiotp_tests::{PAM_WRAPPER, TestKey, World, WrapperLock, is_root, repo_file};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const SSH: &str = "/usr/bin/ssh";
@@ -321,30 +321,10 @@ impl Drop for Sshd {
     }
 }
 
-/// The harness's lock around pam_wrapper start-ups (its constructor races
-/// on /tmp/pam.X); every connection makes sshd re-exec, so each ssh run and
-/// each sshd start holds it.
-struct WrapperLock(fs::File);
-
-impl WrapperLock {
-    fn take() -> Self {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(yubiotp_testsupport::scratch_root().join("pam_wrapper.lock"))
-            .unwrap();
-        f.lock().unwrap();
-        Self(f)
-    }
-}
-
-impl Drop for WrapperLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
+// The harness's lock around pam_wrapper start-ups (its constructor races
+// on /tmp/pam.X) is the kit's `WrapperLock`, the one `World::run` takes:
+// every connection makes sshd re-exec, so each ssh run and each sshd start
+// holds it.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

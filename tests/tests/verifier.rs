@@ -10,10 +10,9 @@
 //! `daemon` (1) and `bin` (2, keyless). Nothing is added to the machine.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use pam_yubiotp::store::CounterStore;
 use pam_yubiotp::verifier::exit;
@@ -308,23 +307,14 @@ fn direct(
     }
     cmd.env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+        .env("PATH", "/usr/bin:/bin");
     let bytes = match input {
         Input::Line(s) => format!("{s}\n").into_bytes(),
         Input::Tty(s) => format!("{s}\n").into_bytes(),
         Input::Bytes(b) => b,
         Input::Closed => Vec::new(),
     };
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
+    let out = yubiotp_testsupport::run_with_stdin(&mut cmd, &bytes);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -554,21 +544,10 @@ fn root_asks_in_process_and_the_helper_is_only_for_others() {
 }
 
 fn direct_root(f: &Fx, args: &[&str], otp: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(&f.helper)
-        .args(args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{otp}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = yubiotp_testsupport::run_with_stdin(
+        Command::new(&f.helper).args(args).env_clear(),
+        format!("{otp}\n").as_bytes(),
+    );
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -44,13 +44,17 @@ pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
 }
 
+/// How long [`run_with_stdin`] waits before it kills the program.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `cmd` with `stdin` written to its standard input (then closed) and
-/// its stdout and stderr captured.
+/// its stdout and stderr captured, waiting at most [`RUN_LIMIT`].
 ///
 /// # Panics
-/// When the program cannot be started or waited for (a test setup fault).
+/// When the program cannot be started or waited for (a test setup fault),
+/// or does not finish within [`RUN_LIMIT`] (it is killed first).
 pub fn run_with_stdin(cmd: &mut std::process::Command, stdin: &[u8]) -> std::process::Output {
-    use std::io::Write as _;
+    use std::io::{Read as _, Write as _};
     use std::process::Stdio;
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -58,7 +62,35 @@ pub fn run_with_stdin(cmd: &mut std::process::Command, stdin: &[u8]) -> std::pro
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
     // A program that exits without reading gives EPIPE here: not a failure.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
+    let writer = std::thread::spawn(move || drop(input.write_all(&bytes)));
+    let reader = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let _ = writer.join();
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }

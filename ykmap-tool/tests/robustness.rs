@@ -5,7 +5,7 @@
 //! world-writable ancestors such as /tmp).
 #![cfg(test)] // clippy.toml: allow-*-in-tests then covers the helpers too
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -25,18 +25,7 @@ fn ykmap(dir: &Path) -> Command {
 }
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = ykmap(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    // A command may stop reading early (it refused the input): ignore EPIPE.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().unwrap()
+    yubiotp_testsupport::run_with_stdin(ykmap(dir).args(args), stdin)
 }
 
 fn text(o: &Output) -> String {
