@@ -35,16 +35,20 @@ trap cleanup EXIT
 
 key='mG5be6ZJU1qBGz24yPh/ESM3UdU=' # testsupport's TEST_KEY_B64
 life=$(( ${minutes%.*} * 60 + 300 ))
+# Called directly, not in $(...): a subshell would keep the pid from
+# cleanup. The URL is read from the port file afterwards.
 start_mock() { # NAME ARGS...
   local name=$1; shift
   "$target/debug/ykval-mock" --key "$key" --port-file "$tmp/$name.port" --max-secs "$life" "$@" >/dev/null &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
   [ -s "$tmp/$name.port" ] || { echo "soak: ykval-mock $name did not start" >&2; exit 1; }
-  echo "http://127.0.0.1:$(cat "$tmp/$name.port")/wsapi/2.0/verify"
 }
-ok_url=$(start_mock ok)
-replayed_url=$(start_mock replayed --status REPLAYED_OTP)
+mock_url() { echo "http://127.0.0.1:$(cat "$tmp/$1.port")/wsapi/2.0/verify"; }
+start_mock ok
+start_mock replayed --status REPLAYED_OTP
+ok_url=$(mock_url ok)
+replayed_url=$(mock_url replayed)
 
 "$target/debug/yubiotp-soak" --minutes "$minutes" --workers "$workers" \
   --ok-url "$ok_url" --replayed-url "$replayed_url"
