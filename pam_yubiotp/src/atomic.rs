@@ -629,12 +629,6 @@ impl Batch {
         })
     }
 
-    /// Number of files added.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.temps.len()
-    }
-
     /// True when nothing was added.
     #[must_use]
     pub fn is_empty(&self) -> bool {

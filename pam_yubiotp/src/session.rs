@@ -134,18 +134,13 @@ fn unprivileged<H: Host, S: AsRef<str>>(
         Err(outcome) => return outcome,
     };
     record.user = Some(user.clone());
-    let typed = match otp_of(host, &front) {
-        Ok(t) => t,
+    let typed = match token_of(host, &front) {
+        Ok((token, typed)) => {
+            record.public_id = Some(token.public_id);
+            typed
+        }
         Err(outcome) => return outcome,
     };
-    match typed
-        .expose_str()
-        .map(|s| Token::parse(s, front.token_id_length))
-    {
-        Some(Ok(token)) => record.public_id = Some(token.public_id),
-        Some(Err(e)) => return Outcome::AuthErr(format!("malformed OTP: {e}")),
-        None => return Outcome::AuthErr("malformed OTP: not UTF-8".into()),
-    }
     let password = if as_user {
         match user_password(host, &typed) {
             Ok(p) => Some(p),

@@ -231,7 +231,13 @@ fn tell_stderr(text: &str) {
 /// A failed verification, as the exit code and what the user is told.
 fn refusal(a: &VerifierAnswer) -> (u8, String, &'static str) {
     match a {
-        VerifierAnswer::Accepted => (0, String::new(), ""),
+        // Never asked for an acceptance (`run` lets those in first); if it
+        // ever were, it still refuses.
+        VerifierAnswer::Accepted => (
+            exit::DENIED,
+            "internal: refusal asked for an accepted answer".into(),
+            "OTP not accepted",
+        ),
         VerifierAnswer::Rejected(r) => (exit::DENIED, r.clone(), "OTP not accepted"),
         VerifierAnswer::Misuse(r) => (exit::DENIED, r.clone(), "OTP not accepted"),
         VerifierAnswer::RateLimited(r) => (exit::DENIED, r.clone(), "too many failures, try later"),

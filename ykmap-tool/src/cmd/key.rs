@@ -27,12 +27,6 @@ use crate::{note, warn};
 use pam_yubiotp::store::keydir::{self, Keys, Migrated};
 use pam_yubiotp::store::{CounterStore, StoreError};
 
-/// A store fault as a failure (exit 1); store messages never hold secrets.
-#[must_use]
-pub fn store_failed(e: &StoreError) -> CliError {
-    CliError::failed(e.to_string())
-}
-
 /// Loads the key store; a missing file is an empty store.
 ///
 /// # Errors
@@ -41,12 +35,12 @@ pub fn load_keystore(path: &Path) -> CliResult<Keys> {
     match Keys::open(path) {
         Ok(ks) => Ok(ks),
         Err(StoreError::Open(OpenError::NotFound(_))) => Ok(Keys::empty()),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn counters(settings: &Settings) -> CliResult<CounterStore> {
-    CounterStore::create_dir(&settings.local.statedir).map_err(|e| store_failed(&e))
+    CounterStore::create_dir(&settings.local.statedir).map_err(CliError::from)
 }
 
 /// Decrypts `otp` with `key` and checks that it belongs to `id` and that
@@ -93,10 +87,10 @@ fn ensure_state(counters: &CounterStore, id: &PublicId, start: Counter) -> CliRe
             ));
             return Ok("counter state corrupt (kept)".to_string());
         }
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     }
     if start == Counter::default() {
-        let cur = counters.read(id).map_err(|e| store_failed(&e))?;
+        let cur = counters.read(id)?;
         return Ok(format!("existing counter state kept at {cur}"));
     }
     match counters.set(id, start, false) {
@@ -108,7 +102,7 @@ fn ensure_state(counters: &CounterStore, id: &PublicId, start: Counter) -> CliRe
             ));
             Ok(format!("existing counter state kept at {current}"))
         }
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -170,8 +164,7 @@ fn add(settings: &Settings, args: &KeyAddArgs) -> CliResult {
             return Err(StoreError::Exists(id));
         }
         Ok(ks.insert(id, key))
-    })
-    .map_err(|e| store_failed(&e))?;
+    })?;
     println!(
         "{id}: {} the key store {} (serial {}); {state}",
         if replaced { "replaced in" } else { "added to" },
@@ -195,17 +188,16 @@ fn remove(settings: &Settings, pubid: &str) -> CliResult {
             } else {
                 Err(StoreError::Unknown(id))
             }
-        })
-        .map_err(|e| store_failed(&e))?;
+        })?;
     }
     let state_removed = match CounterStore::open(&settings.local.statedir) {
         Ok(c) => match c.remove(&id) {
             Ok(()) => true,
             Err(StoreError::Unknown(_)) => false,
-            Err(e) => return Err(store_failed(&e)),
+            Err(e) => return Err(e.into()),
         },
         Err(StoreError::Open(OpenError::NotFound(_))) => false,
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     };
     if !held && !state_removed {
         return Err(CliError::failed(format!(
@@ -281,7 +273,7 @@ fn list(settings: &Settings) -> CliResult {
             ));
             return Ok(());
         }
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     };
     let counters = CounterStore::open(&settings.local.statedir).ok();
     if crate::json() {
@@ -361,10 +353,7 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
     let counters = counters(settings)?;
     // All states in one batch (two syncs), then the keys in one write.
     let ids: Vec<PublicId> = keys.iter().map(|k| k.public_id).collect();
-    let at_zero = !counters
-        .init_many(&ids, Counter::default())
-        .map_err(|e| store_failed(&e))?
-        .is_empty();
+    let at_zero = !counters.init_many(&ids, Counter::default())?.is_empty();
     // With [counters], each key's shared value is seeded (never lowered).
     for id in &ids {
         if let Some(shared) = crate::cmd::shared::seed(settings, id, Counter::default())? {
@@ -382,8 +371,7 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
             }
         }
         Ok(replaced)
-    })
-    .map_err(|e| store_failed(&e))?;
+    })?;
     for k in &keys {
         println!(
             "{}  serial={}",
@@ -411,8 +399,8 @@ fn import_keys(settings: &Settings, file: &str, force: bool) -> CliResult {
 
 fn migrate(settings: &Settings) -> CliResult {
     let keystore = &settings.local.keystore;
-    let dir = keydir::dir_of(keystore).map_err(|e| store_failed(&e))?;
-    match keydir::migrate(keystore).map_err(|e| store_failed(&e))? {
+    let dir = keydir::dir_of(keystore)?;
+    match keydir::migrate(keystore)? {
         Migrated::Done(n) => println!(
             "migrated {n} key(s) from {} to {} (one file per key); {} removed",
             keystore.display(),
@@ -443,9 +431,8 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
     match cmd {
         CounterCmd::Show { pubid } => {
             let id = parse_pubid(pubid, settings.token_id_length)?;
-            let counters =
-                CounterStore::open(&settings.local.statedir).map_err(|e| store_failed(&e))?;
-            let c = counters.read(&id).map_err(|e| store_failed(&e))?;
+            let counters = CounterStore::open(&settings.local.statedir)?;
+            let c = counters.read(&id)?;
             let shared = crate::cmd::shared::show(&settings, &id)?;
             if crate::json() {
                 // {"public_id", "counter": {"use", "session"}, "shared": text|null}
@@ -472,7 +459,7 @@ pub fn run_counter(cmd: &CounterCmd, loaded: &Loaded) -> CliResult {
 fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult {
     let id = parse_pubid(pubid, settings.token_id_length)?;
     let ks = load_keystore(&settings.local.keystore)?;
-    let key = ks.get(&id).map_err(|e| store_failed(&e))?;
+    let key = ks.get(&id)?;
     let key = key.as_ref().ok_or_else(|| {
         CliError::failed(format!(
             "{id} is not in the key store {}",
@@ -484,7 +471,7 @@ fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult 
     let previous = match counters.set(&id, c, force) {
         Ok(prev) => prev,
         Err(StoreError::StateMissing { .. }) => {
-            counters.init(&id, c).map_err(|e| store_failed(&e))?;
+            counters.init(&id, c)?;
             None
         }
         Err(StoreError::WouldLower { current, .. }) => {
@@ -500,7 +487,7 @@ fn reset(settings: &Settings, pubid: &str, otp: &str, force: bool) -> CliResult 
                  the state with this OTP's counters"
             )));
         }
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     };
     if let Some(prev) = previous
         && prev > c

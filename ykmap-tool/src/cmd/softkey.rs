@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::GlobalArgs;
 use crate::cli::SoftkeyCmd;
-use crate::cmd::key::{load_keystore, store_failed};
+use crate::cmd::key::load_keystore;
 use crate::error::{CliError, CliResult};
 use crate::locked_edit;
 use crate::mapping_text::parse_pubid;
@@ -140,11 +140,10 @@ fn new(g: &GlobalArgs, path: &Path, public_id: Option<&str>, register: bool) -> 
     println!("{}: software key {id}", path.display());
     if let Some(s) = &settings {
         let registered = (|| -> CliResult<()> {
-            let counters =
-                CounterStore::create_dir(&s.local.statedir).map_err(|e| store_failed(&e))?;
+            let counters = CounterStore::create_dir(&s.local.statedir)?;
             match counters.init(&id, Counter::default()) {
                 Ok(()) | Err(StoreError::Exists(_)) => {}
-                Err(e) => return Err(store_failed(&e)),
+                Err(e) => return Err(e.into()),
             }
             keydir::update(&s.local.keystore, &locked_edit::hook, |ks| {
                 if ks.contains(&id) {
@@ -153,7 +152,7 @@ fn new(g: &GlobalArgs, path: &Path, public_id: Option<&str>, register: bool) -> 
                 ks.insert(id, soft.key.clone());
                 Ok(())
             })
-            .map_err(|e| store_failed(&e))
+            .map_err(CliError::from)
         })();
         if let Err(e) = registered {
             let _ = std::fs::remove_file(path);
