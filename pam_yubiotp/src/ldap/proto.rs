@@ -345,12 +345,16 @@ pub fn escape_dn_value(v: &str) -> String {
     s
 }
 
+/// The LDAPMessage of `op`. Buffers are sized up front (no reallocation
+/// leaves a freed copy behind) and the intermediate one is wiped: `op` may
+/// be a BindRequest holding a password.
 fn message(id: i32, op: &[u8]) -> Vec<u8> {
-    let mut c = Vec::new();
+    let mut c = Vec::with_capacity(op.len() + 16);
     put_int(&mut c, tag::INTEGER, i64::from(id));
     c.extend_from_slice(op);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(c.len() + 16);
     put_tlv(&mut out, tag::SEQUENCE, &c);
+    zeroize::Zeroize::zeroize(&mut c);
     out
 }
 
@@ -358,11 +362,13 @@ fn message(id: i32, op: &[u8]) -> Vec<u8> {
 /// returned buffer holds the password: the caller wipes it.
 #[must_use]
 pub fn bind_request(id: i32, dn: &str, password: &[u8]) -> Vec<u8> {
-    let mut c = Vec::new();
+    // Sized up front: a reallocation would leave the password in freed
+    // memory.
+    let mut c = Vec::with_capacity(dn.len() + password.len() + 32);
     put_int(&mut c, tag::INTEGER, 3);
     put_tlv(&mut c, tag::OCTET_STRING, dn.as_bytes());
     put_tlv(&mut c, 0x80, password);
-    let mut op = Vec::new();
+    let mut op = Vec::with_capacity(c.len() + 16);
     put_tlv(&mut op, APP_BIND_REQ, &c);
     zeroize::Zeroize::zeroize(&mut c);
     let out = message(id, &op);

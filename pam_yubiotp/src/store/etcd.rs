@@ -244,11 +244,23 @@ impl<'a> EtcdStore<'a> {
                 let pw = login.password.expose_str().ok_or_else(|| {
                     SharedError::Unreachable("counters.password is not UTF-8".into())
                 })?;
-                let body = Zeroizing::new(
-                    json!({ "name": username, "password": pw })
-                        .to_string()
-                        .into_bytes(),
-                );
+                // Serialized straight from borrowed strings into a wiped
+                // buffer: no unwiped `serde_json::Value` copy of the
+                // password.
+                #[derive(serde::Serialize)]
+                struct Auth<'a> {
+                    name: &'a str,
+                    password: &'a str,
+                }
+                let mut body = Zeroizing::new(Vec::with_capacity(username.len() + pw.len() + 64));
+                serde_json::to_writer(
+                    &mut *body,
+                    &Auth {
+                        name: username,
+                        password: pw,
+                    },
+                )
+                .map_err(|e| SharedError::Unreachable(format!("authenticate request: {e}")))?;
                 let (ep, v) = self
                     .call(&all, "/v3/auth/authenticate", &body)
                     .map_err(unreachable)?;
