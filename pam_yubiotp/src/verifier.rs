@@ -501,7 +501,12 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
         _ => {}
     }
     let limiter = ratelimit::Limiter::new(&settings.verifier, caller_uid);
-    match limiter.check() {
+    // Held until the attempt is counted: one attempt per uid at a time.
+    let admission = match limiter.admit() {
+        Ok(a) => a,
+        Err(e) => return refuse(caller_uid, exit::UNAVAILABLE, &format!("rate limit: {e}")),
+    };
+    match admission.locked_for() {
         Ok(None) => {}
         Ok(Some(left)) => {
             return refuse(
@@ -525,16 +530,19 @@ pub fn helper_main(config_path: &Path) -> ExitCode {
     let outcome = crate::session::authenticate_with(&mut host, Ok(settings.clone()));
     let code = exit_for(&outcome, nullok_in_config);
     let noted = match code {
-        exit::ACCEPTED => limiter.success(),
-        exit::REJECTED => limiter.failure(),
+        exit::ACCEPTED => admission.success(),
+        exit::REJECTED => admission.failure(),
         _ => Ok(()),
     };
     if let Err(e) = noted {
         host.log(Level::Err, &format!("rate limit state: {e}"));
     }
+    // The delay runs with the uid's lock held, so parallel attempts wait it
+    // out too.
     if code == exit::REJECTED && !settings.verifier.failure_delay.is_zero() {
         std::thread::sleep(settings.verifier.failure_delay);
     }
+    drop(admission);
     if !outcome.reason().is_empty() {
         println!("{}", escape(outcome.reason(), 300));
     }

@@ -478,6 +478,33 @@ fn the_rate_limit_triggers_without_consuming_and_success_clears_it() {
 }
 
 #[test]
+fn parallel_attempts_of_one_uid_are_counted_one_at_a_time() {
+    let Some(f) = setup("local", "", "") else {
+        return;
+    };
+    let wrong = f.b.otp_at(Counter::new(1, 1));
+    // Eight helpers at once: each attempt holds the uid's lock until it is
+    // counted, so five are validated and the other three find the lockout.
+    let codes: Vec<Option<i32>> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| direct(&f, NOBODY, &["nobody", "t"], Input::Line(&wrong), &[]).0))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let count = |code: u8| {
+        codes
+            .iter()
+            .filter(|c| **c == Some(i32::from(code)))
+            .count()
+    };
+    assert_eq!(
+        (count(exit::REJECTED), count(exit::RATE_LIMITED)),
+        (5, 3),
+        "{codes:?}"
+    );
+}
+
+#[test]
 fn the_lockout_ends_after_its_time() {
     let Some(mut f) = setup("local", "window = 0.3\nmax_backoff = 0.3\n", "") else {
         return;

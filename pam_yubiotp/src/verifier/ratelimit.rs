@@ -22,8 +22,6 @@ use crate::config::VerifierSettings;
 use crate::fs_policy::{self, FilePolicy, OpenError, Owner};
 use crate::store::StoreError;
 
-/// How long to wait for another attempt of the same uid.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 const POLICY: FilePolicy = FilePolicy {
     owner: Owner::Root,
     forbidden_mode: 0o077,
@@ -159,9 +157,21 @@ impl Limiter {
         }
     }
 
-    fn locked(&self) -> Result<atomic::Lock, String> {
+    /// Takes the uid's lock for a whole attempt, so attempts of one uid run
+    /// one at a time: N helpers started at once cannot all pass the
+    /// lockout check before any failure is counted. Waits at most
+    /// [`ADMIT_WAIT`] for an attempt in progress.
+    ///
+    /// # Errors
+    /// An untrusted directory, or the lock not had in time (fail closed).
+    pub fn admit(&self) -> Result<Admission<'_>, String> {
         self.ensure_dir()?;
-        atomic::lock_exclusive(&self.lock, Owner::Root, LOCK_TIMEOUT).map_err(|e| e.to_string())
+        let lock = atomic::lock_exclusive(&self.lock, Owner::Root, ADMIT_WAIT)
+            .map_err(|e| e.to_string())?;
+        Ok(Admission {
+            limiter: self,
+            _lock: lock,
+        })
     }
 
     /// `Some(time left)` when the uid is locked out now.
@@ -169,8 +179,49 @@ impl Limiter {
     /// # Errors
     /// An untrusted or unreadable directory or state (fail closed).
     pub fn check(&self) -> Result<Option<Duration>, String> {
-        let _lock = self.locked()?;
-        let state = self.read()?;
+        self.admit()?.locked_for()
+    }
+
+    /// Counts one failure.
+    ///
+    /// # Errors
+    /// When the state cannot be read or written.
+    pub fn failure(&self) -> Result<(), String> {
+        self.admit()?.failure()
+    }
+
+    /// A success: the count is gone.
+    ///
+    /// # Errors
+    /// When the state cannot be removed.
+    pub fn success(&self) -> Result<(), String> {
+        self.admit()?.success()
+    }
+
+    /// The state file (for tests and `ykmap check`).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+/// How long an attempt waits for another attempt of the same uid.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// One attempt of a uid, holding its lock (see [`Limiter::admit`]).
+#[derive(Debug)]
+pub struct Admission<'a> {
+    limiter: &'a Limiter,
+    _lock: atomic::Lock,
+}
+
+impl Admission<'_> {
+    /// `Some(time left)` when the uid is locked out now.
+    ///
+    /// # Errors
+    /// An unreadable state (fail closed).
+    pub fn locked_for(&self) -> Result<Option<Duration>, String> {
+        let state = self.limiter.read()?;
         let now = now_ms()?;
         Ok((state.locked_until_ms > now)
             .then(|| Duration::from_millis(state.locked_until_ms - now)))
@@ -181,16 +232,16 @@ impl Limiter {
     /// # Errors
     /// When the state cannot be read or written.
     pub fn failure(&self) -> Result<(), String> {
-        let _lock = self.locked()?;
-        let next = self.read()?.after_failure(now_ms()?, &self.limits);
+        let l = self.limiter;
+        let next = l.read()?.after_failure(now_ms()?, &l.limits);
         let text = format!(
             "{} {} {}\n",
             next.failures, next.last_failure_ms, next.locked_until_ms
         );
         let prefix = ".ratelimit.tmp.";
         atomic::replace_durably(
-            &self.dir,
-            &self.file,
+            &l.dir,
+            &l.file,
             prefix,
             text.as_bytes(),
             Perms::PRIVATE,
@@ -204,18 +255,12 @@ impl Limiter {
     /// # Errors
     /// When the state cannot be removed.
     pub fn success(&self) -> Result<(), String> {
-        let _lock = self.locked()?;
-        match std::fs::remove_file(&self.file) {
-            Ok(()) => atomic::sync_dir(&self.dir).map_err(|e| e.to_string()),
+        let l = self.limiter;
+        match std::fs::remove_file(&l.file) {
+            Ok(()) => atomic::sync_dir(&l.dir).map_err(|e| e.to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("{}: {e}", self.file.display())),
+            Err(e) => Err(format!("{}: {e}", l.file.display())),
         }
-    }
-
-    /// The state file (for tests and `ykmap check`).
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.file
     }
 }
 
