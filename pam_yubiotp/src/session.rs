@@ -102,15 +102,21 @@ fn unprivileged<H: Host, S: AsRef<str>>(
         Ok(l) => l,
         Err(e) => return Outcome::ServiceErr(e.to_string()),
     };
-    // The prompt, first_pass, token_id_length, nullok and verifier= of the
-    // PAM line (mode forced to local: the cloud half is the helper's).
     let as_user = line.ldap_bind_as_user == Some(true)
         || matches!(&in_process, Ok(s) if s.ldap.as_ref().is_some_and(binds_as_user));
-    let mut front_layer = line.clone();
-    front_layer.mode = Some(config::Mode::Local);
-    // The flag tells this caller to send the password; the rest of the
-    // [ldap] settings are the helper's (from its own file).
-    front_layer.ldap_bind_as_user = None;
+    // Only what this side uses: the prompt, first_pass, token_id_length,
+    // nullok and verifier= of the PAM line. Everything else (mode, cloud,
+    // [ldap] options that need the file's ldap.uri, ...) is the helper's,
+    // from its own file, and is not resolved here.
+    let front_layer = config::Layer {
+        mode: Some(config::Mode::Local),
+        prompt: line.prompt.clone(),
+        first_pass: line.first_pass,
+        token_id_length: line.token_id_length,
+        nullok: line.nullok,
+        verifier: line.verifier.clone(),
+        ..config::Layer::default()
+    };
     let front = match config::resolve(None, &front_layer) {
         Ok(s) => s,
         Err(e) => return Outcome::ServiceErr(e.to_string()),

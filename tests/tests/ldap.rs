@@ -673,6 +673,12 @@ fn bind_as_user_through_the_verifier_for_a_caller_that_is_not_root() {
         r.everything()
     );
     never_shown(&r, &pw);
+    // LDAP options on the PAM line beside the flag (the uri only in the
+    // root-only file): this side does not resolve the helper's settings,
+    // so they are no configuration error here.
+    service("ldap_bind_as_user ldapdn=ou=people,dc=example,dc=org user_attr=uid");
+    let r = lock(format!("{pw}{}", otp_n(11, 2)));
+    assert_eq!(r.auth(), code::SUCCESS, "{}", r.everything());
 }
 
 // ------------------------------------------------- client certificate
