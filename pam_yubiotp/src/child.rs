@@ -33,6 +33,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -118,8 +119,10 @@ impl Child {
         input: Option<Zeroizing<Vec<u8>>>,
         stdout_cap: usize,
     ) -> io::Result<Self> {
-        match crate::fs_policy::check_program(program) {
-            Ok(()) => {}
+        // The checked file itself is run (argv[0] stays `program`): a link
+        // in the chain cannot be swapped for another between check and exec.
+        let checked = match crate::fs_policy::check_program(program) {
+            Ok(real) => real,
             Err(crate::fs_policy::OpenError::NotFound(_)) => {
                 return Err(io::Error::from(io::ErrorKind::NotFound));
             }
@@ -129,7 +132,7 @@ impl Child {
                     e.to_string(),
                 ));
             }
-        }
+        };
         // Both ends close-on-exec; std dup2s the child's end onto fd 0.
         let (stdin, theirs) = match &input {
             Some(_) => {
@@ -139,8 +142,9 @@ impl Child {
             }
             None => (None, Stdio::null()),
         };
-        let mut cmd = Command::new(program);
-        cmd.args(args)
+        let mut cmd = Command::new(&checked);
+        cmd.arg0(program)
+            .args(args)
             .env_clear()
             .current_dir("/")
             .stdin(theirs)

@@ -219,7 +219,7 @@ pub fn check_dir_chain(dir: &Path) -> Result<(), OpenError> {
 ///
 /// # Errors
 /// `NotFound` for a missing program; the first untrusted item otherwise.
-pub fn check_program(path: &Path) -> Result<(), OpenError> {
+pub fn check_program(path: &Path) -> Result<PathBuf, OpenError> {
     let link_meta = std::fs::symlink_metadata(path).map_err(|e| OpenError::from_io(path, e))?;
     let untrusted = |v| OpenError::Untrusted(path.to_path_buf(), v);
     let Some(link_dir) = path.parent() else {
@@ -243,7 +243,7 @@ pub fn check_program(path: &Path) -> Result<(), OpenError> {
         return Err(untrusted(Violation::Mode(meta.mode() & 0o7777)));
     }
     match real.parent() {
-        Some(dir) => check_dir_chain(dir),
+        Some(dir) => check_dir_chain(dir).map(|()| real.clone()),
         None => Err(untrusted(Violation::NotRegular("directory"))),
     }
 }
