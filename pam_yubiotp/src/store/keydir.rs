@@ -390,11 +390,14 @@ pub fn update<T>(
 ) -> Result<T, StoreError> {
     let dir = dir_of(keystore)?;
     check_dir_chain(parent_dir(keystore))?;
-    if !exists(&dir)? && exists(keystore)? {
-        return KeyStore::update_with_hook(keystore, hook, |ks| edit(&mut KeyEdit::File(ks)));
-    }
+    // The layout is chosen under the lock: a `key migrate` running
+    // meanwhile must not leave this edit in a file the module no longer
+    // reads.
     let _lock = lock_exclusive(&lock_path(keystore)?, LOCK_OWNER, LOCK_TIMEOUT)?;
     hook(CommitStep::Locked);
+    if !exists(&dir)? && exists(keystore)? {
+        return KeyStore::update_locked(keystore, hook, |ks| edit(&mut KeyEdit::File(ks)));
+    }
     if !exists(&dir)? {
         return create_store(keystore, &dir, hook, edit);
     }

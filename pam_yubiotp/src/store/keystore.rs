@@ -263,6 +263,19 @@ impl KeyStore {
         let lock_path = dir.join(format!("{name}.lock"));
         let _lock = lock_exclusive(&lock_path, LOCK_OWNER, LOCK_TIMEOUT)?;
         hook(CommitStep::Locked);
+        Self::update_locked(path, hook, edit)
+    }
+
+    /// [`update_with_hook`](Self::update_with_hook) for a caller that
+    /// already holds `<path>.lock` (the per-key layout's `update`, which
+    /// must choose the layout under the lock).
+    pub(crate) fn update_locked<T>(
+        path: &Path,
+        hook: &dyn Fn(CommitStep),
+        edit: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let dir = parent_dir(path);
+        let name = file_name(path)?;
         let prefix = format!(".{name}.tmp-");
         remove_stale_temps(dir, &prefix)?;
         let (mut store, before) = match Self::read_file(path) {
